@@ -1,0 +1,229 @@
+"""In-process GGUF experts through llama-cpp-python.
+
+A `Llama` object is not thread-safe, so each loaded model has its own lock; different
+models run in parallel, samples of one model queue. Calls run in worker threads so the
+event loop stays free, and a cancelled call (timeout, deadline) stops at the next token
+through a stopping criterion instead of running on in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.pricing import call_cost
+from agents.sources import ModelSource, resolve
+from agents.types import Completion, ExpertError, GenerationParams, Message, ModelCard, Usage
+
+# A loaded model costs about its file size (weights, mmapped) plus the KV cache and
+# scratch buffers; 25% on top of the file is a deliberately rough, documented estimate.
+_OVERHEAD = 1.25
+# Chat-template tokens per message, for the pre-call estimate that budgets use.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+
+
+class LlamaCppSettings(BaseModel):
+    """Process-wide settings of the local runtime (one runtime per orchestrator)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    memory_cap_mb: int = Field(default=6144, ge=64)
+    cache_dir: Path = Path("~/.cache/signoria/models")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class _Loaded:
+    path: Path
+    n_ctx: int
+    llama: Any
+    bytes: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LlamaCppRuntime:
+    """Loads models lazily and evicts the least recently used one above the memory cap."""
+
+    def __init__(self, settings: LlamaCppSettings) -> None:
+        self.settings = settings
+        self._loaded: OrderedDict[tuple[Path, int], _Loaded] = OrderedDict()
+        self._registry_lock = threading.Lock()
+        # Enough workers that calls queued on one model's lock never starve other models.
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="llamacpp")
+        self.loads = 0  # how many times a model was (re)loaded, for tests and traces
+
+    @property
+    def cap_bytes(self) -> int:
+        return self.settings.memory_cap_mb * 1024 * 1024
+
+    def loaded_paths(self) -> list[Path]:
+        with self._registry_lock:
+            return [key[0] for key in self._loaded]
+
+    async def run(self, path: Path, n_ctx: int, fn: Any, cancel: threading.Event) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._run_locked, path, n_ctx, fn, cancel)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            cancel.set()  # the worker thread stops at its next token and frees the model
+            raise
+
+    def _run_locked(self, path: Path, n_ctx: int, fn: Any, cancel: threading.Event) -> Any:
+        while True:
+            entry = self._acquire(path, n_ctx)
+            with entry.lock:
+                if cancel.is_set():
+                    raise _Cancelled
+                if entry.llama is None:  # evicted between lookup and lock: load again
+                    continue
+                try:
+                    return fn(entry.llama)
+                except _Cancelled:
+                    entry.llama.reset()  # drop the half-evaluated state of the aborted call
+                    raise
+
+    def _acquire(self, path: Path, n_ctx: int) -> _Loaded:
+        key = (path, n_ctx)
+        with self._registry_lock:
+            entry = self._loaded.get(key)
+            if entry is not None and entry.llama is not None:
+                self._loaded.move_to_end(key)
+                return entry
+            size = int(path.stat().st_size * _OVERHEAD)
+            self._evict_for(size)
+            entry = _Loaded(path=path, n_ctx=n_ctx, llama=self._load(path, n_ctx), bytes=size)
+            self._loaded[key] = entry
+            self.loads += 1
+            return entry
+
+    def _evict_for(self, incoming: int) -> None:
+        used = sum(e.bytes for e in self._loaded.values())
+        for key in list(self._loaded):
+            if used + incoming <= self.cap_bytes:
+                return
+            entry = self._loaded[key]
+            if not entry.lock.acquire(blocking=False):
+                continue  # in use: never pull a model from under a running call
+            try:
+                entry.llama.close()
+                entry.llama = None
+                used -= entry.bytes
+                del self._loaded[key]
+            finally:
+                entry.lock.release()
+
+    def _load(self, path: Path, n_ctx: int) -> Any:
+        from llama_cpp import Llama  # heavy import, paid only when a local model is used
+
+        # chat_format is left unset so llama-cpp uses the template stored in the GGUF.
+        return Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=self.settings.n_threads,
+            n_threads_batch=self.settings.n_threads,
+            verbose=False,
+        )
+
+    def close(self) -> None:
+        with self._registry_lock:
+            for entry in self._loaded.values():
+                with entry.lock:
+                    if entry.llama is not None:
+                        entry.llama.close()
+                        entry.llama = None
+            self._loaded.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class LlamaCppExpert:
+    """One GGUF model as an `Expert`; the file is resolved and verified on first use."""
+
+    def __init__(self, card: ModelCard, source: ModelSource, runtime: LlamaCppRuntime) -> None:
+        self._card = card
+        self._source = source
+        self._runtime = runtime
+        self._path: Path | None = None
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    def model_path(self) -> Path:
+        if self._path is None:
+            self._path = resolve(self._source, self._runtime.settings.cache_dir.expanduser())
+        return self._path
+
+    async def count_tokens(self, messages: list[Message]) -> int:
+        text = "\n".join(m.content for m in messages).encode()
+
+        def tokenize(llama: Any) -> int:
+            return len(llama.tokenize(text, add_bos=True, special=False))
+
+        tokens: int = await self._call(tokenize, threading.Event())
+        return tokens + _TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+
+    async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
+        cancel = threading.Event()
+
+        def stop_when_cancelled(_ids: Any, logits: Any) -> Any:
+            # Called once per generated token: the one hook create_chat_completion offers
+            # to abort a generation from outside.
+            if cancel.is_set():
+                raise _Cancelled
+            return logits
+
+        def complete(llama: Any) -> dict[str, Any]:
+            from llama_cpp import LogitsProcessorList
+
+            result: dict[str, Any] = llama.create_chat_completion(
+                messages=[m.model_dump() for m in messages],
+                max_tokens=params.max_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                seed=params.seed,
+                stop=list(params.stop) or None,
+                logits_processor=LogitsProcessorList([stop_when_cancelled]),
+            )
+            return result
+
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            result = await self._call(complete, cancel)
+        except ValueError as exc:  # llama-cpp's way of saying the prompt does not fit
+            raise ExpertError(f"{self._card.name}: {exc}", retryable=False) from exc
+        choice = result["choices"][0]
+        usage = Usage(
+            tokens_in=int(result["usage"]["prompt_tokens"]),
+            tokens_out=int(result["usage"]["completion_tokens"]),
+        )
+        return Completion(
+            expert=self._card.name,
+            text=(choice["message"]["content"] or "").strip(),
+            usage=usage,
+            cost=call_cost(self._card, usage.tokens_in, usage.tokens_out),
+            latency_s=time.perf_counter() - t0,
+            started_at=started,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def _call(self, fn: Any, cancel: threading.Event) -> Any:
+        path = await asyncio.to_thread(self.model_path)
+        return await self._runtime.run(path, self._card.context_length, fn, cancel)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,85 @@
+"""Deterministic experts for fault injection and red-teaming.
+
+Not a stand-in for real models in tests of the real paths: it exists to make the failure
+paths (hangs, provider errors, garbage, liars) reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.pricing import call_cost
+from agents.types import Completion, ExpertError, GenerationParams, Message, ModelCard, Usage
+
+Behaviour = Literal["answer", "hang", "error", "garbage", "echo"]
+
+
+class ScriptedBehaviour(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    behaviour: Behaviour = "answer"
+    answer: str = "42"
+    latency_s: float = Field(default=0.0, ge=0.0)
+    # Fail (retryably, like a provider 5xx) this many times before behaving.
+    fail_first: int = Field(default=0, ge=0)
+    error_message: str = "503 Service Unavailable"
+    retryable: bool = True
+
+
+def _count(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+class ScriptedExpert:
+    def __init__(self, card: ModelCard, behaviour: ScriptedBehaviour) -> None:
+        self._card = card
+        self._behaviour = behaviour
+        self.calls = 0
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    async def count_tokens(self, messages: list[Message]) -> int:
+        return sum(_count(m.content) for m in messages)
+
+    async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
+        b = self._behaviour
+        self.calls += 1
+        started = time.time()
+        t0 = time.perf_counter()
+        if b.latency_s:
+            await asyncio.sleep(b.latency_s)
+        if self.calls <= b.fail_first or b.behaviour == "error":
+            raise ExpertError(f"{self._card.name}: {b.error_message}", retryable=b.retryable)
+        if b.behaviour == "hang":
+            await asyncio.Event().wait()  # never set: only a timeout ends this call
+        text = self._text(messages, params)
+        usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=_count(text))
+        return Completion(
+            expert=self._card.name,
+            text=text,
+            usage=usage,
+            cost=call_cost(self._card, usage.tokens_in, usage.tokens_out),
+            latency_s=time.perf_counter() - t0,
+            started_at=started,
+            finish_reason="stop",
+        )
+
+    def _text(self, messages: list[Message], params: GenerationParams) -> str:
+        b = self._behaviour
+        if b.behaviour == "garbage":
+            rng = random.Random(params.seed)
+            return "".join(rng.choice(string.printable) for _ in range(40))
+        if b.behaviour == "echo":
+            return messages[-1].content
+        return b.answer
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,112 @@
+"""Core value types shared by every expert backend.
+
+They are pydantic models so that they serialise the same way into JSON output, storage and
+the REST layer, and frozen where a value must not change once produced.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(BaseModel):
+    """One chat message, in the OpenAI shape every backend understands."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """Sampling parameters for one call. `seed` is what makes Self-MoA samples differ."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+class ModelCard(BaseModel):
+    """What the pool knows about one expert.
+
+    Prices are USD per 1M tokens. `None` means unknown and makes every cost derived from it
+    unknown too: a made-up 0 would make an expensive model look free to routers and budgets.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    backend: str
+    context_length: int = Field(default=2048, ge=128)
+    input_price: float | None = Field(default=None, ge=0.0)
+    output_price: float | None = Field(default=None, ge=0.0)
+    description: str = ""
+    skills: tuple[str, ...] = ()
+    params_b: float | None = None
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class Completion(BaseModel):
+    """The outcome of one expert call, successful or not.
+
+    Backends return failures as values (`error` set) rather than raising when the failure is
+    a property of the call (timeout, provider 5xx), so that a pipeline can keep the partial
+    trace of every call it made.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    expert: str
+    text: str = ""
+    usage: Usage = Usage()
+    cost: float | None = None
+    latency_s: float = 0.0
+    started_at: float = 0.0
+    error: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ExpertError(Exception):
+    """A backend failure. `retryable` tells the one retry loop whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """Anything that can answer chat messages: a local GGUF, an API model, a test double.
+
+    `generate` raises `ExpertError` on failure; the orchestrator turns that into a
+    `Completion` with `error` set. `count_tokens` lets budgets price a call before it is made.
+    """
+
+    @property
+    def card(self) -> ModelCard: ...
+
+    async def generate(
+        self, messages: list[Message], *, params: GenerationParams
+    ) -> Completion: ...
+
+    async def count_tokens(self, messages: list[Message]) -> int: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,33 @@
+"""Take the first answer that came back: the aggregator of single-expert pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.types import Completion
+from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
+from orchestrator.result import Aggregate
+
+
+class FirstParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FirstAnswer:
+    def __init__(self, params: FirstParams) -> None:
+        self.params = params
+
+    async def aggregate(
+        self, query: str, completions: Sequence[Completion], ctx: AggregationContext
+    ) -> Aggregate:
+        ok = answered(completions)
+        if not ok:
+            return nothing_to_aggregate("first", completions)
+        return Aggregate(
+            aggregator="first",
+            text=completions[ok[0]].text,
+            chosen=(ok[0],),
+            discarded=tuple(i for i in range(len(completions)) if i != ok[0]),
+        )

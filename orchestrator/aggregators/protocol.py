@@ -1,0 +1,45 @@
+"""What an aggregator is: many completions in, one answer out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agents.types import Completion, GenerationParams, Message
+from orchestrator.result import Aggregate
+
+CallExpert = Callable[[str, list[Message], GenerationParams], Awaitable[Completion]]
+
+
+@dataclass(frozen=True)
+class AggregationContext:
+    """What an aggregator may use besides the completions.
+
+    `call` goes through the request's call runner, so an LLM aggregator's own calls obey
+    the same budget, deadline and retries and show up in the trace.
+    """
+
+    call: CallExpert
+    max_tokens: int
+
+
+class Aggregator(Protocol):
+    async def aggregate(
+        self, query: str, completions: Sequence[Completion], ctx: AggregationContext
+    ) -> Aggregate: ...
+
+
+def answered(completions: Sequence[Completion]) -> list[int]:
+    """Indices of the completions that produced text: the only ones worth aggregating."""
+    return [i for i, c in enumerate(completions) if c.ok and c.text.strip()]
+
+
+def nothing_to_aggregate(name: str, completions: Sequence[Completion]) -> Aggregate:
+    errors = "; ".join(sorted({c.error for c in completions if c.error})) or "empty answers"
+    return Aggregate(
+        aggregator=name,
+        text="",
+        discarded=tuple(range(len(completions))),
+        error=f"no expert answered ({errors})",
+    )

@@ -1,0 +1,80 @@
+"""Final-answer extraction from free text: numbers, multiple-choice letters, short text.
+
+Shared by voting aggregators and the benchmark scorers so that "the same answer" means
+the same thing everywhere. Conventions follow common eval harnesses: the last number
+for arithmetic (preferring an explicit `#### n` or "answer is n"), the stated letter
+for multiple choice.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Literal
+
+AnswerKind = Literal["auto", "number", "letter", "text"]
+
+_NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
+# Checked in this order: an explicit GSM8K-style "#### n", then "the answer is n".
+_MARKED_NUMBERS = (
+    re.compile(rf"####\s*\$?\s*({_NUMBER})"),
+    re.compile(rf"answer\s*(?:is|:)\s*\$?\s*\**\s*\$?({_NUMBER})", re.IGNORECASE),
+)
+_ANY_NUMBER = re.compile(_NUMBER)
+_MARKED_LETTER = re.compile(
+    r"(?:answer\s*(?:is|:)|option|choice)\s*\(?\**\s*([A-D])\b(?![a-z])", re.IGNORECASE
+)
+_LEADING_LETTER = re.compile(r"^\s*\(?([A-D])[\).:](?:\s|$)")
+_LONE_LETTER = re.compile(r"(?:^|[\s(\[*])([A-D])(?:[\s)\].,:*]|$)")
+_OPTIONS_IN_QUERY = re.compile(r"(?:^|\n)\s*\(?[A-D][\).:]\s", re.MULTILINE)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def _clean_number(raw: str) -> str:
+    value = raw.replace(",", "").rstrip(".")
+    if "." in value:
+        value = value.rstrip("0").rstrip(".")
+    return "0" if value in {"-0", ""} else value
+
+
+def extract_number(text: str) -> str | None:
+    for pattern in _MARKED_NUMBERS:
+        marked = pattern.findall(text)
+        if marked:
+            return _clean_number(marked[-1])
+    found = _ANY_NUMBER.findall(text)
+    return _clean_number(found[-1]) if found else None
+
+
+def extract_letter(text: str) -> str | None:
+    for pattern in (_MARKED_LETTER, _LEADING_LETTER):
+        found = pattern.findall(text)
+        if found:
+            return str(found[-1]).upper() if pattern is _MARKED_LETTER else str(found[0]).upper()
+    lone = _LONE_LETTER.findall(text)
+    return str(lone[-1]).upper() if lone else None
+
+
+def normalise_text(text: str) -> str | None:
+    lowered = text.lower().translate(str.maketrans("", "", string.punctuation))
+    collapsed = " ".join(_ARTICLES.sub(" ", lowered).split())
+    return collapsed or None
+
+
+def infer_kind(query: str) -> AnswerKind:
+    if len(_OPTIONS_IN_QUERY.findall(query)) >= 2:
+        return "letter"
+    if re.search(r"\d", query):
+        return "number"
+    return "text"
+
+
+def extract_answer(text: str, kind: AnswerKind, query: str = "") -> str | None:
+    """The comparable answer in `text`, or `None` when it states none."""
+    if kind == "auto":
+        kind = infer_kind(query)
+    if kind == "number":
+        return extract_number(text)
+    if kind == "letter":
+        return extract_letter(text)
+    return normalise_text(text)

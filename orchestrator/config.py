@@ -1,0 +1,188 @@
+"""Configuration: YAML in `configs/`, validated into pydantic models.
+
+Every error names the file and the dotted key that is wrong, e.g.
+`configs/x.yaml: pipelines.vote.router.samples: Input should be greater than or equal to 1`.
+Strategy sections (`router:`, `aggregator:`, a model's backend options) are validated by
+the params model registered under their name, so new strategies need no change here.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.backends.llamacpp import LlamaCppSettings
+from agents.errors import SignoriaError
+from agents.plugins import Registry, Strategy, model_refs
+from agents.pool import ModelSpec
+from agents.registry import BACKENDS
+from orchestrator.aggregators.registry import AGGREGATORS
+from orchestrator.limits import Limits
+from routers.registry import ROUTERS
+
+M = TypeVar("M", bound=BaseModel)
+
+_CARD_KEYS = set(ModelSpec.model_fields) - {"options"}
+
+
+class ConfigError(SignoriaError):
+    pass
+
+
+class StrategySpec(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    params: BaseModel
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: str = ""
+    system: str | None = None
+    router: StrategySpec
+    aggregator: StrategySpec
+    limits: Limits = Limits()
+
+
+class RuntimeSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    llamacpp: LlamaCppSettings = Field(default_factory=lambda: LlamaCppSettings())
+
+
+class SignoriaConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_pipeline: str
+    runtime: RuntimeSpec = RuntimeSpec()
+    models: dict[str, ModelSpec]
+    pipelines: dict[str, PipelineSpec]
+
+
+def home() -> Path:
+    """Signoria's data dir: models, artifacts, the default database."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("SIGNORIA_HOME") or user_data_dir("signoria"))
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("SIGNORIA_CONFIG")
+    if env:
+        return Path(env)
+    return Path(str(resources.files("configs") / "default.yaml"))
+
+
+def load_config(path: str | Path | None = None) -> SignoriaConfig:
+    source = Path(path) if path is not None else default_config_path()
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(raw, str(source))
+
+
+def parse_config(raw: Any, source: str = "<config>") -> SignoriaConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    data = dict(raw)
+    data.setdefault("runtime", {})
+    if isinstance(data["runtime"], dict):
+        llama = dict(data["runtime"].get("llamacpp") or {})
+        llama.setdefault("cache_dir", home() / "models")
+        data["runtime"] = {**data["runtime"], "llamacpp": llama}
+    data["models"] = {
+        name: _model_spec(spec, f"models.{name}", source)
+        for name, spec in _mapping(data, "models", source).items()
+    }
+    data["pipelines"] = {
+        name: _pipeline_spec(spec, f"pipelines.{name}", source)
+        for name, spec in _mapping(data, "pipelines", source).items()
+    }
+    config = _validate(SignoriaConfig, data, "", source)
+    _check_references(config, source)
+    return config
+
+
+def _mapping(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{source}: {key}: must be a non-empty mapping of name -> settings")
+    return value
+
+
+def _validate(model: type[M], data: Any, path: str, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join([path, *(str(p) for p in err["loc"])]).strip(".")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {loc or '<top>'}: {err['msg']}{more}") from None
+
+
+def _model_spec(raw: Any, path: str, source: str) -> ModelSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {path}: must be a mapping")
+    if "backend" not in raw:
+        raise ConfigError(f"{source}: {path}.backend: required (one of: {', '.join(BACKENDS)})")
+    if raw["backend"] not in BACKENDS:
+        raise ConfigError(f"{source}: {path}.backend: unknown backend {raw['backend']!r} "
+                          f"(known: {', '.join(BACKENDS)})")
+    card = {k: v for k, v in raw.items() if k in _CARD_KEYS}
+    extra = {k: v for k, v in raw.items() if k not in _CARD_KEYS}
+    options = _validate(BACKENDS[raw["backend"]].options, extra, path, source)
+    return _validate(ModelSpec, {**card, "options": options}, path, source)
+
+
+def _strategy(raw: Any, registry: Registry[Strategy[Any]], path: str, source: str) -> StrategySpec:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise ConfigError(f"{source}: {path}.name: required (one of: {', '.join(registry)})")
+    name = str(raw["name"])
+    if name not in registry:
+        raise ConfigError(f"{source}: {path}.name: unknown {registry.kind} {name!r} "
+                          f"(known: {', '.join(registry)})")
+    params = _validate(registry[name].params, {k: v for k, v in raw.items() if k != "name"},
+                       path, source)
+    return StrategySpec(name=name, params=params)
+
+
+def _pipeline_spec(raw: Any, path: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {path}: must be a mapping")
+    spec = dict(raw)
+    for key, registry in (("router", ROUTERS), ("aggregator", AGGREGATORS)):
+        if key not in spec:
+            raise ConfigError(f"{source}: {path}.{key}: required")
+        spec[key] = _strategy(spec[key], registry, f"{path}.{key}", source)
+    return _validate(PipelineSpec, spec, path, source)
+
+
+def _check_references(config: SignoriaConfig, source: str) -> None:
+    if config.default_pipeline not in config.pipelines:
+        raise ConfigError(f"{source}: default_pipeline: no pipeline named "
+                          f"{config.default_pipeline!r}")
+    for name, pipeline in config.pipelines.items():
+        sections = {
+            "router": pipeline.router.params,
+            "aggregator": pipeline.aggregator.params,
+            "limits": pipeline.limits,
+        }
+        for section, params in sections.items():
+            for key, model in model_refs(params).items():
+                if model not in config.models:
+                    raise ConfigError(
+                        f"{source}: pipelines.{name}.{section}.{key}: unknown model {model!r} "
+                        f"(models: {', '.join(sorted(config.models))})"
+                    )

@@ -1,0 +1,65 @@
+"""Per-request limits and the USD budget that guards every call before it is made."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.pricing import call_cost
+from agents.types import ModelCard
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_experts: int = Field(default=8, ge=1, description="calls a routing decision may ask for")
+    max_tokens: int = Field(default=256, ge=1, description="completion tokens per call")
+    budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap per request")
+    deadline_s: float | None = Field(default=300.0, gt=0, description="wall-clock cap")
+    expert_timeout_s: float | None = Field(default=120.0, gt=0, description="per call")
+    retries: int = Field(default=1, ge=0, description="extra attempts on retryable errors")
+    retry_backoff_s: float = Field(default=0.25, ge=0.0)
+    fallback: str | None = Field(default=None, description="model called when an expert fails")
+
+    def model_refs(self) -> dict[str, str]:
+        return {"fallback": self.fallback} if self.fallback else {}
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+class Budget:
+    """Reserves a call's worst-case cost before the call and settles the real cost after.
+
+    Worst case is the counted prompt plus `max_tokens` of output. A model with an unknown
+    price cannot be proven to fit, so under a budget it is refused rather than risked.
+    """
+
+    def __init__(self, limit_usd: float | None) -> None:
+        self.limit_usd = limit_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+
+    @property
+    def enforced(self) -> bool:
+        return self.limit_usd is not None
+
+    def reserve(self, card: ModelCard, tokens_in: int, max_tokens: int) -> float:
+        if self.limit_usd is None:
+            return 0.0
+        worst = call_cost(card, tokens_in, max_tokens)
+        if worst is None:
+            raise BudgetExceeded(f"{card.name} has no known price; a budget cannot cover it")
+        left = self.limit_usd - self.spent - self.reserved
+        if worst > left:
+            raise BudgetExceeded(
+                f"{card.name} may cost up to ${worst:.6f} but ${max(left, 0.0):.6f} of the "
+                f"${self.limit_usd:.6f} budget is left"
+            )
+        self.reserved += worst
+        return worst
+
+    def settle(self, reserved: float, actual: float | None) -> None:
+        self.reserved -= reserved
+        # An unknown actual cost keeps the reservation as spent: the safe side.
+        self.spent += reserved if actual is None else actual

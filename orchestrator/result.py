@@ -1,0 +1,77 @@
+"""The typed result of one request: the answer and the trace of every call behind it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from routers.protocol import RoutingDecision
+
+CallRole = Literal["expert", "fallback", "aggregator"]
+
+
+class ExpertCall(BaseModel):
+    """One attempt at one expert; retries and refused calls appear as their own rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    expert: str
+    role: CallRole = "expert"
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    cost: float | None = None
+    error: str | None = None
+    attempt: int = 1
+    seed: int | None = None
+    started_at: float = 0.0
+    text: str = ""
+
+
+class Aggregate(BaseModel):
+    """What an aggregator made of the completions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    aggregator: str
+    text: str
+    chosen: tuple[int, ...] = ()
+    discarded: tuple[int, ...] = ()
+    votes: dict[str, int] = Field(default_factory=dict)
+    flagged: tuple[int, ...] = ()
+    rounds: int = 1
+    error: str | None = None
+
+
+class AskResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    answer: str
+    pipeline: str
+    calls: tuple[ExpertCall, ...]
+    cost: float | None
+    latency_s: float
+    routing: RoutingDecision | None = None
+    aggregation: Aggregate | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The stable JSON shape of `signoria ask --json`."""
+        return {
+            "answer": self.answer,
+            "pipeline": self.pipeline,
+            "calls": [
+                {
+                    "expert": c.expert,
+                    "role": c.role,
+                    "tokens_in": c.tokens_in,
+                    "tokens_out": c.tokens_out,
+                    "latency_s": round(c.latency_s, 4),
+                    "cost": c.cost,
+                    "error": c.error,
+                }
+                for c in self.calls
+            ],
+            "cost": self.cost,
+            "latency_s": round(self.latency_s, 4),
+        }

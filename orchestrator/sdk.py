@@ -1,0 +1,93 @@
+"""The Python SDK; the CLI and the REST server are thin layers over this class."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.errors import UnknownNameError
+from agents.pool import ExpertPool
+from orchestrator.aggregators.registry import AGGREGATORS
+from orchestrator.config import SignoriaConfig, load_config
+from orchestrator.pipeline import Pipeline
+from orchestrator.result import AskResult
+from routers.registry import ROUTERS
+
+T = TypeVar("T")
+
+
+class Orchestrator:
+    """Owns the expert pool and the named pipelines of one config.
+
+    `ask` is the blocking twin of `aask`: it runs on a private event loop in a background
+    thread that lives as long as the orchestrator, so loaded models and their locks are
+    reused across calls instead of being tied to a throwaway loop.
+    """
+
+    def __init__(self, config: SignoriaConfig) -> None:
+        self.config = config
+        self.pool = ExpertPool(config.models, config.runtime.llamacpp)
+        self.pipelines: dict[str, Pipeline] = {
+            name: Pipeline(
+                name=name,
+                router=ROUTERS[spec.router.name].build(spec.router.params),
+                aggregator=AGGREGATORS[spec.aggregator.name].build(spec.aggregator.params),
+                limits=spec.limits,
+                system=spec.system,
+            )
+            for name, spec in config.pipelines.items()
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None) -> Orchestrator:
+        """Load a YAML config; `None` means `$SIGNORIA_CONFIG` or the embedded default."""
+        return cls(load_config(path))
+
+    def pipeline(self, name: str | None) -> Pipeline:
+        key = name or self.config.default_pipeline
+        if key not in self.pipelines:
+            known = ", ".join(sorted(self.pipelines))
+            raise UnknownNameError(f"unknown pipeline {key!r} (known: {known})")
+        return self.pipelines[key]
+
+    async def aask(self, query: str, *, pipeline: str | None = None) -> AskResult:
+        if not query.strip():
+            raise ValueError("the query is empty")
+        return await self.pipeline(pipeline).run(query, self.pool)
+
+    def ask(self, query: str, *, pipeline: str | None = None) -> AskResult:
+        return self._run_sync(self.aask(query, pipeline=pipeline))
+
+    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="signoria-loop", daemon=True
+            )
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._run_sync(self.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._loop.close()
+            self._loop = None
+        else:
+            asyncio.run(self.aclose())
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
