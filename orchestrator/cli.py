@@ -140,9 +140,10 @@ def models_pull(
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: known errors become one line and a non-zero exit."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click hands back an Exit's code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except ConfigError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
@@ -157,3 +158,4 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

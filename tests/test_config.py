@@ -19,7 +19,9 @@ def base() -> dict[str, Any]:
             "a": {"backend": "scripted", "answer": "7", "input_price": 1.0, "output_price": 2.0},
             "b": {"backend": "litellm", "model": "openai/x", "api_base": "http://127.0.0.1:9"},
         },
-        "pipelines": {"one": {"router": {"name": "fixed", "experts": ["a"]}, "aggregator": "first"}},
+        "pipelines": {
+            "one": {"router": {"name": "fixed", "experts": ["a"]}, "aggregator": "first"}
+        },
     }
 
 
@@ -46,32 +48,52 @@ def test_backend_options_and_card_fields_are_split() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda c: c["pipelines"]["one"]["router"].update(samples=0),
-         "x.yaml: pipelines.one.router.samples: Input should be greater than or equal to 1"),
-        (lambda c: c["pipelines"]["one"]["router"].update(sample=2),
-         "x.yaml: pipelines.one.router.sample: Extra inputs are not permitted"),
-        (lambda c: c["pipelines"]["one"].update(limits={"budget_usd": "lots"}),
-         "x.yaml: pipelines.one.limits.budget_usd: Input should be a valid number"),
-        (lambda c: c["pipelines"]["one"]["router"].update(name="psychic"),
-         "x.yaml: pipelines.one.router.name: unknown router 'psychic'"),
-        (lambda c: c["pipelines"]["one"].update(aggregator={"name": "telepathy"}),
-         "x.yaml: pipelines.one.aggregator.name: unknown aggregator 'telepathy'"),
-        (lambda c: c["pipelines"]["one"]["router"].update(experts=["a", "ghost"]),
-         "x.yaml: pipelines.one.router.experts[1]: unknown model 'ghost'"),
-        (lambda c: c["pipelines"]["one"].update(limits={"fallback": "ghost"}),
-         "x.yaml: pipelines.one.limits.fallback: unknown model 'ghost'"),
-        (lambda c: c["models"]["a"].update(backend="carrier-pigeon"),
-         "x.yaml: models.a.backend: unknown backend 'carrier-pigeon'"),
-        (lambda c: c["models"]["a"].update(latency_s=-1),
-         "x.yaml: models.a.latency_s: Input should be greater than or equal to 0"),
-        (lambda c: c["models"]["b"].update(api_key="sk-secret"),
-         "x.yaml: models.b: Value error, api_key must not be written in a config file"),
-        (lambda c: c.update(default_pipeline="nope"),
-         "x.yaml: default_pipeline: no pipeline named 'nope'"),
-        (lambda c: c.update(pipelines={}),
-         "x.yaml: pipelines: must be a non-empty mapping"),
-        (lambda c: c.update(colour="blue"),
-         "x.yaml: colour: Extra inputs are not permitted"),
+        (
+            lambda c: c["pipelines"]["one"]["router"].update(samples=0),
+            "x.yaml: pipelines.one.router.samples: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda c: c["pipelines"]["one"]["router"].update(sample=2),
+            "x.yaml: pipelines.one.router.sample: Extra inputs are not permitted",
+        ),
+        (
+            lambda c: c["pipelines"]["one"].update(limits={"budget_usd": "lots"}),
+            "x.yaml: pipelines.one.limits.budget_usd: Input should be a valid number",
+        ),
+        (
+            lambda c: c["pipelines"]["one"]["router"].update(name="psychic"),
+            "x.yaml: pipelines.one.router.name: unknown router 'psychic'",
+        ),
+        (
+            lambda c: c["pipelines"]["one"].update(aggregator={"name": "telepathy"}),
+            "x.yaml: pipelines.one.aggregator.name: unknown aggregator 'telepathy'",
+        ),
+        (
+            lambda c: c["pipelines"]["one"]["router"].update(experts=["a", "ghost"]),
+            "x.yaml: pipelines.one.router.experts[1]: unknown model 'ghost'",
+        ),
+        (
+            lambda c: c["pipelines"]["one"].update(limits={"fallback": "ghost"}),
+            "x.yaml: pipelines.one.limits.fallback: unknown model 'ghost'",
+        ),
+        (
+            lambda c: c["models"]["a"].update(backend="carrier-pigeon"),
+            "x.yaml: models.a.backend: unknown backend 'carrier-pigeon'",
+        ),
+        (
+            lambda c: c["models"]["a"].update(latency_s=-1),
+            "x.yaml: models.a.latency_s: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda c: c["models"]["b"].update(api_key="sk-secret"),
+            "x.yaml: models.b: Value error, api_key must not be written in a config file",
+        ),
+        (
+            lambda c: c.update(default_pipeline="nope"),
+            "x.yaml: default_pipeline: no pipeline named 'nope'",
+        ),
+        (lambda c: c.update(pipelines={}), "x.yaml: pipelines: must be a non-empty mapping"),
+        (lambda c: c.update(colour="blue"), "x.yaml: colour: Extra inputs are not permitted"),
     ],
 )
 def test_errors_point_at_the_bad_key(mutate: Any, message: str) -> None:

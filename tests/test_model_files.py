@@ -89,8 +89,9 @@ def test_hub_source_reads_the_local_hf_cache_offline(
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    found = resolve(HubSource(repo="someone/tiny-gguf", file="tiny.gguf", sha256=SMOL.sha256),
-                    tmp_path)
+    found = resolve(
+        HubSource(repo="someone/tiny-gguf", file="tiny.gguf", sha256=SMOL.sha256), tmp_path
+    )
     assert found.resolve() == smol.resolve()
     with pytest.raises(ModelFileError, match="not in the local Hugging Face cache"):
         resolve(HubSource(repo="someone/absent", file="x.gguf"), tmp_path)

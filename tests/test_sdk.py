@@ -1,0 +1,45 @@
+"""The Python SDK over real local models."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.errors import UnknownNameError
+from orchestrator import AskResult, Orchestrator
+from tests.conftest import TEST_CONFIG
+
+
+@pytest.fixture(scope="module")
+def orchestrator() -> Orchestrator:
+    with Orchestrator.from_config(TEST_CONFIG) as orch:
+        yield orch  # type: ignore[misc]
+
+
+def test_ask_returns_a_typed_result(orchestrator: Orchestrator) -> None:
+    result = orchestrator.ask("Say hello.")
+    assert isinstance(result, AskResult)
+    assert result.answer and result.pipeline == "fast"
+    [call] = result.calls
+    assert call.expert == "smollm2-135m" and call.tokens_out > 0 and call.cost == 0.0
+    assert result.cost == 0.0 and result.latency_s > 0
+
+
+def test_sync_calls_reuse_loaded_models(orchestrator: Orchestrator) -> None:
+    orchestrator.ask("One.")
+    runtime = orchestrator.pool._context.llamacpp_runtime
+    loads = runtime.loads
+    orchestrator.ask("Two.")
+    assert runtime.loads == loads
+
+
+async def test_aask_runs_in_the_callers_loop() -> None:
+    async with Orchestrator.from_config(TEST_CONFIG) as orch:
+        result = await orch.aask("Say hi.", pipeline="pair")
+        assert {c.expert for c in result.calls} == {"smollm2-135m", "qwen2.5-coder-0.5b"}
+
+
+def test_unknown_pipeline_and_empty_query(orchestrator: Orchestrator) -> None:
+    with pytest.raises(UnknownNameError, match="unknown pipeline 'missing'"):
+        orchestrator.ask("hi", pipeline="missing")
+    with pytest.raises(ValueError, match="empty"):
+        orchestrator.ask("  ")
