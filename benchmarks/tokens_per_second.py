@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.embedded import EMBEDDED  # noqa: E402
-from agents.sources import EmbeddedSource, resolve  # noqa: E402
-from orchestrator.config import home  # noqa: E402
+from agents.embedded import EMBEDDED
+from agents.sources import EmbeddedSource, resolve
+from orchestrator.config import home
 
 PROMPT = [{"role": "user", "content": "Count from 1 to 100, separated by commas."}]
 
@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
-    configs = {"signoria (n_threads=%d)" % cores: cores, "library default": None}
+    configs = {f"signoria (n_threads={cores})": cores, "library default": None}
     rows = []
     for name, model in EMBEDDED.items():
         path = resolve(EmbeddedSource(embedded=name), home() / "models")
@@ -69,16 +69,18 @@ def main() -> None:
                 speeds[label].append(n / seconds)
                 tokens[label].append(n)
         for label in configs:
-            rows.append({
-                "model": name,
-                "file_mb": round(model.size / 1e6),
-                "config": label,
-                "n": args.repeats,
-                "tokens_out": tokens[label],
-                "tok_s_median": round(statistics.median(speeds[label]), 1),
-                "tok_s_min": round(min(speeds[label]), 1),
-                "tok_s_max": round(max(speeds[label]), 1),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "file_mb": round(model.size / 1e6),
+                    "config": label,
+                    "n": args.repeats,
+                    "tokens_out": tokens[label],
+                    "tok_s_median": round(statistics.median(speeds[label]), 1),
+                    "tok_s_min": round(min(speeds[label]), 1),
+                    "tok_s_max": round(max(speeds[label]), 1),
+                }
+            )
         for llama in loaded.values():
             llama.close()
     report = {
@@ -91,8 +93,10 @@ def main() -> None:
     print(f"hardware: {report['hardware']}; repeats: {args.repeats}; greedy, no seed needed")
     print(f"{'model':22} {'config':26} {'tok/s median':>12} {'min-max':>13}")
     for r in rows:
-        print(f"{r['model']:22} {r['config']:26} {r['tok_s_median']:12} "
-              f"{r['tok_s_min']:>6}-{r['tok_s_max']:<6}")
+        print(
+            f"{r['model']:22} {r['config']:26} {r['tok_s_median']:12} "
+            f"{r['tok_s_min']:>6}-{r['tok_s_max']:<6}"
+        )
     base = {r["model"]: r["tok_s_median"] for r in rows if r["config"] == "library default"}
     for r in rows:
         if r["config"] != "library default":

@@ -30,9 +30,9 @@ class CallRunner:
     def cost(self) -> float | None:
         return total_cost(c.cost for c in self.calls)
 
-    def _timeout(self) -> float | None:
+    def _timeout(self, per_call: float | None) -> float | None:
         remaining = None if self._deadline is None else self._deadline - time.perf_counter()
-        caps = [t for t in (self.limits.expert_timeout_s, remaining) if t is not None]
+        caps = [t for t in (per_call, remaining) if t is not None]
         return min(caps) if caps else None
 
     async def call(
@@ -43,9 +43,12 @@ class CallRunner:
         role: CallRole = "expert",
     ) -> Completion:
         expert = self.pool[name]
+        per_call = self.limits.expert_timeout_s
+        if role == "fallback" and self.limits.fallback_timeout_s is not None:
+            per_call = self.limits.fallback_timeout_s
         tokens_in = await expert.count_tokens(messages) if self.budget.enforced else 0
         for attempt in range(1, self.limits.retries + 2):
-            timeout = self._timeout()
+            timeout = self._timeout(per_call)
             if timeout is not None and timeout <= 0:
                 return self._failed(name, role, attempt, params, "deadline exceeded; not called")
             try:

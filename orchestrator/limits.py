@@ -16,6 +16,9 @@ class Limits(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap per request")
     deadline_s: float | None = Field(default=300.0, gt=0, description="wall-clock cap")
     expert_timeout_s: float | None = Field(default=120.0, gt=0, description="per call")
+    fallback_timeout_s: float | None = Field(
+        default=None, gt=0, description="per fallback call; defaults to expert_timeout_s"
+    )
     retries: int = Field(default=1, ge=0, description="extra attempts on retryable errors")
     retry_backoff_s: float = Field(default=0.25, ge=0.0)
     fallback: str | None = Field(default=None, description="model called when an expert fails")

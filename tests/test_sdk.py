@@ -43,3 +43,19 @@ def test_unknown_pipeline_and_empty_query(orchestrator: Orchestrator) -> None:
         orchestrator.ask("hi", pipeline="missing")
     with pytest.raises(ValueError, match="empty"):
         orchestrator.ask("  ")
+
+
+def test_vote_on_real_samples(orchestrator: Orchestrator) -> None:
+    result = orchestrator.ask("What is 2 + 3? Reply with a number.", pipeline="vote")
+    assert [c.seed for c in result.calls] == [0, 1, 2]
+    assert result.aggregation is not None and result.aggregation.aggregator == "majority"
+    assert sum(result.aggregation.votes.values()) <= 3
+
+
+def test_real_timeout_falls_back_to_another_local_model(orchestrator: Orchestrator) -> None:
+    result = orchestrator.ask("Write a long essay about rivers.", pipeline="impatient")
+    first, fallback = result.calls
+    assert first.expert == "qwen2.5-coder-0.5b" and first.error is not None
+    assert "timeout" in first.error
+    assert fallback.expert == "smollm2-135m" and fallback.role == "fallback"
+    assert fallback.error is None and result.answer
