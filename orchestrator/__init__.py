@@ -5,6 +5,7 @@ result = Orchestrator.from_config().ask("What is 17 * 3?")
 """
 
 from orchestrator.config import ConfigError, SignoriaConfig, load_config
+from orchestrator.limits import Limits, RequestLimits
 from orchestrator.pipeline import Pipeline, PipelineFailed
 from orchestrator.result import Aggregate, AskResult, ExpertCall
 from orchestrator.sdk import Orchestrator
@@ -14,9 +15,11 @@ __all__ = [
     "AskResult",
     "ConfigError",
     "ExpertCall",
+    "Limits",
     "Orchestrator",
     "Pipeline",
     "PipelineFailed",
+    "RequestLimits",
     "SignoriaConfig",
     "load_config",
 ]

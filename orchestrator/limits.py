@@ -26,6 +26,28 @@ class Limits(BaseModel):
     def model_refs(self) -> dict[str, str]:
         return {"fallback": self.fallback} if self.fallback else {}
 
+    def tightened(self, overrides: RequestLimits | None) -> Limits:
+        """These limits with a request's own limits applied: a request may only tighten."""
+        if overrides is None:
+            return self
+        update: dict[str, float | int] = {}
+        for key, value in overrides.model_dump(exclude_none=True).items():
+            current = getattr(self, key)
+            update[key] = value if current is None else min(current, value)
+        return self.model_copy(update=update)
+
+
+class RequestLimits(BaseModel):
+    """Limits a caller (SDK user, REST client) may set per request; never above the
+    pipeline's own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, ge=0.0)
+    max_experts: int | None = Field(default=None, ge=1)
+    deadline_s: float | None = Field(default=None, gt=0)
+
 
 class BudgetExceeded(Exception):
     pass

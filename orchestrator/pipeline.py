@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agents.errors import SignoriaError
 from agents.types import Completion, Expert, GenerationParams, Message
 from orchestrator.aggregators.protocol import AggregationContext, Aggregator
 from orchestrator.calls import CallRunner
-from orchestrator.limits import Limits
+from orchestrator.limits import Limits, RequestLimits
 from orchestrator.result import AskResult
 from routers.protocol import Assignment, Router
+
+
+def last_user_message(messages: Sequence[Message]) -> str:
+    """The query that routers and aggregators reason about: the latest user turn."""
+    for message in reversed(messages):
+        if message.role == "user" and message.content.strip():
+            return message.content
+    raise ValueError("the conversation has no user message with content")
 
 
 class PipelineFailed(SignoriaError):
@@ -32,22 +40,34 @@ class Pipeline:
     limits: Limits
     system: str | None = None
 
-    def messages(self, query: str) -> list[Message]:
-        system = [Message(role="system", content=self.system)] if self.system else []
-        return [*system, Message(role="user", content=query)]
+    def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
+        """The conversation the experts see; the pipeline's system prompt comes first
+        unless the caller brought one of its own."""
+        chat = [Message(role="user", content=prompt)] if isinstance(prompt, str) else [*prompt]
+        if self.system and not any(m.role == "system" for m in chat):
+            chat.insert(0, Message(role="system", content=self.system))
+        return chat
 
-    async def run(self, query: str, pool: Mapping[str, Expert]) -> AskResult:
+    async def run(
+        self,
+        prompt: str | Sequence[Message],
+        pool: Mapping[str, Expert],
+        *,
+        overrides: RequestLimits | None = None,
+    ) -> AskResult:
         t0 = time.perf_counter()
-        runner = CallRunner(pool, self.limits)
-        decision = await self.router.route(query, pool, budget_usd=self.limits.budget_usd)
-        assignments = decision.assignments[: self.limits.max_experts]
-        messages = self.messages(query)
+        limits = self.limits.tightened(overrides)
+        messages = self.messages(prompt)
+        query = last_user_message(messages)
+        runner = CallRunner(pool, limits)
+        decision = await self.router.route(query, pool, budget_usd=limits.budget_usd)
+        assignments = decision.assignments[: limits.max_experts]
         completions = await asyncio.gather(
             *(self._answer(runner, a, messages) for a in assignments)
         )
         ctx = AggregationContext(
             call=lambda name, msgs, params: runner.call(name, msgs, params, role="aggregator"),
-            max_tokens=self.limits.max_tokens,
+            max_tokens=limits.max_tokens,
         )
         aggregate = await self.aggregator.aggregate(query, completions, ctx)
         result = AskResult(
@@ -67,12 +87,12 @@ class Pipeline:
         self, runner: CallRunner, assignment: Assignment, messages: list[Message]
     ) -> Completion:
         params = GenerationParams(
-            max_tokens=self.limits.max_tokens,
+            max_tokens=runner.limits.max_tokens,
             temperature=assignment.temperature or 0.0,
             seed=assignment.seed,
         )
         completion = await runner.call(assignment.expert, messages, params)
-        fallback = self.limits.fallback
+        fallback = runner.limits.fallback
         if completion.ok or fallback is None or fallback == assignment.expert:
             return completion
         return await runner.call(fallback, messages, params, role="fallback")

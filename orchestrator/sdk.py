@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.errors import UnknownNameError
 from agents.pool import ExpertPool
+from agents.types import Message
 from orchestrator.aggregators.registry import AGGREGATORS
 from orchestrator.config import SignoriaConfig, load_config
+from orchestrator.limits import RequestLimits
 from orchestrator.pipeline import Pipeline
 from orchestrator.result import AskResult
 from routers.registry import ROUTERS
@@ -55,13 +57,29 @@ class Orchestrator:
             raise UnknownNameError(f"unknown pipeline {key!r} (known: {known})")
         return self.pipelines[key]
 
-    async def aask(self, query: str, *, pipeline: str | None = None) -> AskResult:
-        if not query.strip():
-            raise ValueError("the query is empty")
-        return await self.pipeline(pipeline).run(query, self.pool)
+    async def aask(
+        self,
+        prompt: str | Sequence[Message],
+        *,
+        pipeline: str | None = None,
+        limits: RequestLimits | None = None,
+    ) -> AskResult:
+        """Answer a question (or a chat, as messages) with a named pipeline.
 
-    def ask(self, query: str, *, pipeline: str | None = None) -> AskResult:
-        return self._run_sync(self.aask(query, pipeline=pipeline))
+        `limits` may tighten the pipeline's limits for this request, never loosen them.
+        """
+        if isinstance(prompt, str) and not prompt.strip():
+            raise ValueError("the query is empty")
+        return await self.pipeline(pipeline).run(prompt, self.pool, overrides=limits)
+
+    def ask(
+        self,
+        prompt: str | Sequence[Message],
+        *,
+        pipeline: str | None = None,
+        limits: RequestLimits | None = None,
+    ) -> AskResult:
+        return self._run_sync(self.aask(prompt, pipeline=pipeline, limits=limits))
 
     def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:

@@ -165,3 +165,16 @@ async def test_calls_run_concurrently() -> None:
     starts = [c.started_at for c in result.calls]
     ends = [c.started_at + c.latency_s for c in result.calls]
     assert max(starts) < min(ends), "every call started before the first one finished"
+
+
+async def test_request_limits_only_tighten() -> None:
+    from orchestrator.limits import Limits, RequestLimits
+
+    base = Limits(max_tokens=100, budget_usd=None, max_experts=4)
+    tight = base.tightened(RequestLimits(max_tokens=500, budget_usd=0.5, max_experts=2))
+    assert (tight.max_tokens, tight.budget_usd, tight.max_experts) == (100, 0.5, 2)
+    a = scripted("a")
+    result = await pipeline(["a"], samples=4).run(
+        "q", pool(a), overrides=RequestLimits(max_experts=1)
+    )
+    assert len(result.calls) == 1
