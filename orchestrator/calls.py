@@ -9,11 +9,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from agents.pricing import call_cost, total_cost
 from agents.types import Completion, Expert, ExpertError, GenerationParams, Message
 from orchestrator.limits import Budget, BudgetExceeded, Limits
 from orchestrator.result import CallRole, ExpertCall
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What stays the same across the attempts of one call."""
+
+    expert: str
+    role: CallRole
+    slot: int | None
+    seed: int | None
 
 
 class CallRunner:
@@ -30,7 +41,10 @@ class CallRunner:
     def cost(self) -> float | None:
         return total_cost(c.cost for c in self.calls)
 
-    def _timeout(self, per_call: float | None) -> float | None:
+    def _timeout(self, role: CallRole) -> float | None:
+        per_call = self.limits.expert_timeout_s
+        if role == "fallback" and self.limits.fallback_timeout_s is not None:
+            per_call = self.limits.fallback_timeout_s
         remaining = None if self._deadline is None else self._deadline - time.perf_counter()
         caps = [t for t in (per_call, remaining) if t is not None]
         return min(caps) if caps else None
@@ -41,20 +55,19 @@ class CallRunner:
         messages: list[Message],
         params: GenerationParams,
         role: CallRole = "expert",
+        slot: int | None = None,
     ) -> Completion:
         expert = self.pool[name]
-        per_call = self.limits.expert_timeout_s
-        if role == "fallback" and self.limits.fallback_timeout_s is not None:
-            per_call = self.limits.fallback_timeout_s
+        call = _Call(expert=name, role=role, slot=slot, seed=params.seed)
         tokens_in = await expert.count_tokens(messages) if self.budget.enforced else 0
         for attempt in range(1, self.limits.retries + 2):
-            timeout = self._timeout(per_call)
+            timeout = self._timeout(role)
             if timeout is not None and timeout <= 0:
-                return self._failed(name, role, attempt, params, "deadline exceeded; not called")
+                return self._failed(call, attempt, "deadline exceeded; not called")
             try:
                 reserved = self.budget.reserve(expert.card, tokens_in, params.max_tokens)
             except BudgetExceeded as exc:
-                return self._failed(name, role, attempt, params, f"budget exceeded: {exc}")
+                return self._failed(call, attempt, f"budget exceeded: {exc}")
             t0 = time.perf_counter()
             try:
                 completion = await asyncio.wait_for(
@@ -63,57 +76,46 @@ class CallRunner:
             except TimeoutError:
                 # The reservation stays spent: a cancelled API call may still be billed.
                 self.budget.settle(reserved, None)
-                return self._failed(
-                    name, role, attempt, params, f"timeout after {timeout:.1f}s", t0
-                )
+                return self._failed(call, attempt, f"timeout after {timeout:.1f}s", t0)
             except ExpertError as exc:
                 self.budget.settle(reserved, 0.0)
-                failed = self._failed(name, role, attempt, params, str(exc), t0)
+                failed = self._failed(call, attempt, str(exc), t0)
                 if exc.retryable and attempt <= self.limits.retries:
                     await asyncio.sleep(self.limits.retry_backoff_s * 2 ** (attempt - 1))
                     continue
                 return failed
             self.budget.settle(reserved, completion.cost)
-            self._record(completion, role, attempt, params)
+            self._record(call, attempt, completion)
             return completion
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
-    def _record(
-        self, completion: Completion, role: CallRole, attempt: int, params: GenerationParams
-    ) -> None:
+    def _record(self, call: _Call, attempt: int, completion: Completion) -> None:
         self.calls.append(
             ExpertCall(
                 expert=completion.expert,
-                role=role,
+                role=call.role,
                 tokens_in=completion.usage.tokens_in,
                 tokens_out=completion.usage.tokens_out,
                 latency_s=completion.latency_s,
                 cost=completion.cost,
                 error=completion.error,
                 attempt=attempt,
-                seed=params.seed,
+                slot=call.slot,
+                seed=call.seed,
                 started_at=completion.started_at,
                 text=completion.text,
             )
         )
 
-    def _failed(
-        self,
-        name: str,
-        role: CallRole,
-        attempt: int,
-        params: GenerationParams,
-        error: str,
-        t0: float | None = None,
-    ) -> Completion:
+    def _failed(self, call: _Call, attempt: int, error: str, t0: float | None = None) -> Completion:
         # No tokens came back, so none are billed as far as we can tell; an unknown price
         # still makes the cost unknown.
         completion = Completion(
-            expert=name,
+            expert=call.expert,
             error=error,
-            cost=call_cost(self.pool[name].card, 0, 0),
+            cost=call_cost(self.pool[call.expert].card, 0, 0),
             latency_s=0.0 if t0 is None else time.perf_counter() - t0,
             started_at=time.time(),
         )
-        self._record(completion, role, attempt, params)
+        self._record(call, attempt, completion)
         return completion

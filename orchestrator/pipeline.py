@@ -63,7 +63,7 @@ class Pipeline:
         decision = await self.router.route(query, pool, budget_usd=limits.budget_usd)
         assignments = decision.assignments[: limits.max_experts]
         completions = await asyncio.gather(
-            *(self._answer(runner, a, messages) for a in assignments)
+            *(self._answer(runner, i, a, messages) for i, a in enumerate(assignments))
         )
         ctx = AggregationContext(
             call=lambda name, msgs, params: runner.call(name, msgs, params, role="aggregator"),
@@ -84,15 +84,15 @@ class Pipeline:
         return result
 
     async def _answer(
-        self, runner: CallRunner, assignment: Assignment, messages: list[Message]
+        self, runner: CallRunner, slot: int, assignment: Assignment, messages: list[Message]
     ) -> Completion:
         params = GenerationParams(
             max_tokens=runner.limits.max_tokens,
             temperature=assignment.temperature or 0.0,
             seed=assignment.seed,
         )
-        completion = await runner.call(assignment.expert, messages, params)
+        completion = await runner.call(assignment.expert, messages, params, slot=slot)
         fallback = runner.limits.fallback
         if completion.ok or fallback is None or fallback == assignment.expert:
             return completion
-        return await runner.call(fallback, messages, params, role="fallback")
+        return await runner.call(fallback, messages, params, role="fallback", slot=slot)

@@ -24,6 +24,9 @@ class ExpertCall(BaseModel):
     cost: float | None = None
     error: str | None = None
     attempt: int = 1
+    # Which routed assignment this call answers (expert or fallback); None for aggregator
+    # calls. Aggregate.chosen/discarded index these slots.
+    slot: int | None = None
     seed: int | None = None
     started_at: float = 0.0
     text: str = ""
