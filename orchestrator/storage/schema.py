@@ -1,0 +1,144 @@
+"""Tables of runs and everything a request did, for audit, resume and scoring.
+
+One row per item is unique per (run, item key): a killed run that is started again skips
+what it already stored and can never store an item twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 (SQLAlchemy API)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # eval | serve
+    pipeline: Mapped[str | None] = mapped_column(String(128))
+    benchmark: Mapped[str | None] = mapped_column(String(64))
+    data_path: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    items: Mapped[list[Item]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    metrics: Mapped[list[RunMetric]] = relationship(cascade="all, delete-orphan")
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("run_id", "item_key", name="uq_items_run_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    item_key: Mapped[str] = mapped_column(String(256))
+    position: Mapped[int | None]
+    query: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    cost: Mapped[float | None] = mapped_column(Float)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="items")
+    calls: Mapped[list[ModelCall]] = relationship(
+        cascade="all, delete-orphan", order_by="ModelCall.position"
+    )
+    routing: Mapped[list[RoutingRecord]] = relationship(cascade="all, delete-orphan")
+    aggregations: Mapped[list[AggregationRecord]] = relationship(cascade="all, delete-orphan")
+    scores: Mapped[list[Score]] = relationship(cascade="all, delete-orphan")
+
+
+class RoutingRecord(Base):
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    router: Mapped[str] = mapped_column(String(64))
+    experts: Mapped[list[Any]] = mapped_column(default=list)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    predicted_quality: Mapped[float | None] = mapped_column(Float)
+    predicted_cost: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ModelCall(Base):
+    __tablename__ = "model_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    expert: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(default=1)
+    seed: Mapped[int | None]
+    tokens_in: Mapped[int] = mapped_column(default=0)
+    tokens_out: Mapped[int] = mapped_column(default=0)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    cost: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class AggregationRecord(Base):
+    __tablename__ = "aggregations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    aggregator: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    votes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rounds: Mapped[int] = mapped_column(default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    inputs: Mapped[list[AggregationInput]] = relationship(cascade="all, delete-orphan")
+
+
+class AggregationInput(Base):
+    """Which expert answer went into an aggregation, and what became of it."""
+
+    __tablename__ = "aggregation_inputs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aggregation_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregations.id", ondelete="CASCADE"), index=True
+    )
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("model_calls.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    outcome: Mapped[str] = mapped_column(String(16))  # chosen | discarded | flagged | kept
+
+    call: Mapped[ModelCall | None] = relationship()
+
+
+class Score(Base):
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    extracted: Mapped[str | None] = mapped_column(Text)
+
+
+class RunMetric(Base):
+    __tablename__ = "run_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_metrics_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)

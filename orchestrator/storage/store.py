@@ -1,0 +1,289 @@
+"""The one way runs and requests are written and read: a thin layer over SQLAlchemy.
+
+Every item is stored in one transaction together with its calls, routing decision,
+aggregation and score, so an item is either fully there or not there at all; a process
+killed mid-run loses at most the items in flight, and the unique (run, item key) makes a
+resumed run skip what is stored instead of storing it twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from agents.errors import SignoriaError
+from orchestrator.result import AskResult
+from orchestrator.storage.migrations_api import upgrade
+from orchestrator.storage.schema import (
+    AggregationInput,
+    AggregationRecord,
+    Item,
+    ModelCall,
+    RoutingRecord,
+    Run,
+    RunMetric,
+    Score,
+    utcnow,
+)
+
+
+class StorageError(SignoriaError):
+    pass
+
+
+def default_db_url() -> str:
+    env = os.environ.get("SIGNORIA_DB")
+    if env:
+        return env
+    from orchestrator.config import home
+
+    path = home() / "signoria.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (reports, a second process) work while a run writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+        """Open (and by default migrate to the newest schema) the database at `url`."""
+        url = url or default_db_url()
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        try:
+            engine = create_engine(url)
+        except Exception as exc:  # bad URL or missing driver: one clear line
+            raise StorageError(f"cannot open database {url!r}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            _sqlite_pragmas(engine)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # Runs
+
+    def create_run(
+        self,
+        *,
+        kind: str,
+        pipeline: str | None = None,
+        run_id: str | None = None,
+        benchmark: str | None = None,
+        data_path: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> str:
+        """Create a run, or return `run_id` unchanged when it exists (a resume).
+
+        Resuming with a different pipeline or benchmark would mix two experiments in one
+        run, so it is refused.
+        """
+        run_id = run_id or f"{kind}-{utcnow():%Y%m%d-%H%M%S}-{uuid4().hex[:6]}"
+        with self.session() as s:
+            existing = s.get(Run, run_id)
+            if existing is not None:
+                for field, value in (("pipeline", pipeline), ("benchmark", benchmark)):
+                    if getattr(existing, field) != value:
+                        raise StorageError(
+                            f"run {run_id!r} exists with {field} {getattr(existing, field)!r}, "
+                            f"not {value!r}; use another --run-id"
+                        )
+                existing.status = "running"
+                return run_id
+            s.add(
+                Run(
+                    id=run_id,
+                    kind=kind,
+                    pipeline=pipeline,
+                    benchmark=benchmark,
+                    data_path=data_path,
+                    config=config or {},
+                )
+            )
+        return run_id
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def require_run(self, run_id: str) -> Run:
+        run = self.get_run(run_id)
+        if run is None:
+            raise StorageError(f"no run {run_id!r} in this database")
+        return run
+
+    def runs(self, kind: str | None = None) -> list[Run]:
+        query = select(Run).order_by(Run.created_at)
+        if kind is not None:
+            query = query.where(Run.kind == kind)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def finish_run(self, run_id: str, metrics: dict[str, float | None]) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StorageError(f"no run {run_id!r} in this database")
+            run.status = "complete"
+            run.finished_at = utcnow()
+            existing = {m.name: m for m in run.metrics}
+            for name, value in metrics.items():
+                if name in existing:
+                    existing[name].value = value
+                else:
+                    run.metrics.append(RunMetric(name=name, value=value))
+
+    def metrics(self, run_id: str) -> dict[str, float | None]:
+        with self.session() as s:
+            rows = s.scalars(select(RunMetric).where(RunMetric.run_id == run_id))
+            return {m.name: m.value for m in rows}
+
+    # Items
+
+    def done_keys(self, run_id: str) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(Item.item_key).where(Item.run_id == run_id)))
+
+    def count_items(self, run_id: str) -> int:
+        with self.session() as s:
+            count = s.scalar(select(func.count()).select_from(Item).where(Item.run_id == run_id))
+            return int(count or 0)
+
+    def record_item(
+        self,
+        run_id: str,
+        *,
+        item_key: str,
+        query: str,
+        reference: str | None = None,
+        result: AskResult | None = None,
+        error: str | None = None,
+        score: float | None = None,
+        extracted: str | None = None,
+        metric: str = "accuracy",
+        position: int | None = None,
+    ) -> bool:
+        """Store one item with its whole trace; `False` if the key was already stored."""
+        item = Item(
+            run_id=run_id,
+            item_key=item_key,
+            position=position,
+            query=query,
+            reference=reference,
+            answer=None if result is None or error else result.answer,
+            error=error,
+            cost=None if result is None else result.cost,
+            latency_s=None if result is None else result.latency_s,
+        )
+        if result is not None:
+            _attach_trace(item, result)
+        if score is not None:
+            item.scores.append(Score(metric=metric, value=score, extracted=extracted))
+        try:
+            with self.session() as s:
+                s.add(item)
+        except IntegrityError:
+            return False
+        return True
+
+    def items(self, run_id: str) -> list[Item]:
+        """Items of a run with calls and scores loaded, in dataset order."""
+        query = (
+            select(Item)
+            .where(Item.run_id == run_id)
+            .options(
+                selectinload(Item.calls),
+                selectinload(Item.scores),
+                selectinload(Item.routing),
+                selectinload(Item.aggregations),
+            )
+            .order_by(Item.position, Item.id)
+        )
+        with self.session() as s:
+            return list(s.scalars(query))
+
+
+def _attach_trace(item: Item, result: AskResult) -> None:
+    calls = [
+        ModelCall(
+            position=i,
+            expert=c.expert,
+            role=c.role,
+            attempt=c.attempt,
+            seed=c.seed,
+            tokens_in=c.tokens_in,
+            tokens_out=c.tokens_out,
+            latency_s=c.latency_s,
+            cost=c.cost,
+            error=c.error,
+            text=c.text,
+        )
+        for i, c in enumerate(result.calls)
+    ]
+    item.calls.extend(calls)
+    if result.routing is not None:
+        r = result.routing
+        item.routing.append(
+            RoutingRecord(
+                router=r.router,
+                experts=[a.model_dump() for a in r.assignments],
+                scores=dict(r.scores),
+                predicted_quality=r.predicted_quality,
+                predicted_cost=r.predicted_cost,
+                reason=r.reason,
+            )
+        )
+    if result.aggregation is not None:
+        a = result.aggregation
+        record = AggregationRecord(
+            aggregator=a.aggregator,
+            text=a.text,
+            votes=dict(a.votes),
+            rounds=a.rounds,
+            error=a.error,
+        )
+        # The answer of slot i is the last call made for it (after retries or a fallback).
+        answer_of_slot = {
+            c.slot: calls[i] for i, c in enumerate(result.calls) if c.slot is not None
+        }
+        outcome = {
+            **{i: "discarded" for i in a.discarded},
+            **{i: "chosen" for i in a.chosen},
+            **{i: "flagged" for i in a.flagged},
+        }
+        for slot, call in sorted(answer_of_slot.items()):
+            record.inputs.append(
+                AggregationInput(call=call, position=slot, outcome=outcome.get(slot, "kept"))
+            )
+        item.aggregations.append(record)

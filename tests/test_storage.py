@@ -1,0 +1,233 @@
+"""Storage: migrations up and down, exactly-once items, traces, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from orchestrator.pipeline import Pipeline
+from orchestrator.result import AskResult
+from orchestrator.storage import StorageError, Store
+from orchestrator.storage.migrations_api import current_revision, downgrade, upgrade
+from tests.conftest import scripted
+
+TABLES = {
+    "runs",
+    "items",
+    "routing_decisions",
+    "model_calls",
+    "aggregations",
+    "aggregation_inputs",
+    "scores",
+    "run_metrics",
+}
+
+
+async def voted_result() -> AskResult:
+    from orchestrator.aggregators.majority import MajorityParams, MajorityVote
+    from orchestrator.limits import Limits
+    from routers.fixed import FixedRouter, FixedRouterParams
+
+    experts = {
+        e.card.name: e
+        for e in (
+            scripted("a", answer="12"),
+            scripted("b", answer="13"),
+            scripted("c", answer="12"),
+        )
+    }
+    pipeline = Pipeline(
+        name="vote",
+        router=FixedRouter(FixedRouterParams(experts=("a", "b", "c"))),
+        aggregator=MajorityVote(MajorityParams(answer="number")),
+        limits=Limits(),
+    )
+    return await pipeline.run("6 + 6?", experts)
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'signoria.db'}"
+
+
+def test_migrations_up_and_down_on_sqlite(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path))
+    upgrade(engine)
+    assert current_revision(engine) == "0001"
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert not TABLES & set(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert set(inspect(engine).get_table_names()) >= TABLES
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = Store.open(sqlite_url(tmp_path))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    store.close()
+
+
+def exercise(store: Store, result: AskResult) -> None:
+    run = store.create_run(kind="eval", pipeline="vote", benchmark="gsm8k", run_id="r1")
+    assert store.record_item(
+        run,
+        item_key="q1",
+        query="6 + 6?",
+        reference="12",
+        result=result,
+        score=1.0,
+        extracted="12",
+        position=0,
+    )
+    # The same key again is refused, not duplicated: this is what makes resume exact.
+    assert not store.record_item(run, item_key="q1", query="6 + 6?", result=result)
+    assert store.record_item(run, item_key="q2", query="?", error="no expert answered", position=1)
+    assert store.done_keys(run) == {"q1", "q2"}
+    [first, second] = store.items(run)
+    assert first.answer == "12" and first.scores[0].value == 1.0
+    assert [c.expert for c in first.calls] == ["a", "b", "c"]
+    assert first.routing[0].router == "fixed"
+    [aggregation] = first.aggregations
+    assert aggregation.votes == {"12": 2, "13": 1}
+    assert second.error == "no expert answered" and second.calls == []
+    store.finish_run(run, {"accuracy": 0.5, "cost": None})
+    store.finish_run(run, {"accuracy": 0.5, "cost": 0.0})  # idempotent: updates in place
+    assert store.metrics(run) == {"accuracy": 0.5, "cost": 0.0}
+    assert store.require_run(run).status == "complete"
+    # Resuming the same id is allowed, with another pipeline it is not.
+    assert store.create_run(kind="eval", pipeline="vote", benchmark="gsm8k", run_id="r1") == "r1"
+    with pytest.raises(StorageError, match="exists with pipeline 'vote'"):
+        store.create_run(kind="eval", pipeline="single", benchmark="gsm8k", run_id="r1")
+
+
+async def test_items_with_traces_on_sqlite(tmp_path: Path) -> None:
+    store = Store.open(sqlite_url(tmp_path))
+    exercise(store, await voted_result())
+    with store.engine.connect() as conn:
+        inputs = conn.execute(
+            text("SELECT position, outcome FROM aggregation_inputs ORDER BY position")
+        ).all()
+    assert [tuple(row) for row in inputs] == [(0, "chosen"), (1, "discarded"), (2, "chosen")]
+    store.close()
+
+
+def test_concurrent_writers_store_each_key_once(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    store = Store.open(url)
+    run = store.create_run(kind="eval", pipeline="p", run_id="race")
+    stores = [Store.open(url) for _ in range(4)]
+    keys = [f"k{i % 10}" for i in range(40)]  # every key written 4 times
+    with ThreadPoolExecutor(4) as pool:
+        stored = list(
+            pool.map(
+                lambda pair: stores[pair[0] % 4].record_item(run, item_key=pair[1], query="q"),
+                enumerate(keys),
+            )
+        )
+    assert sum(stored) == 10 and store.count_items(run) == 10
+
+
+def test_bad_database_url_is_a_clear_error() -> None:
+    with pytest.raises(StorageError, match="cannot open database"):
+        Store.open("nosuchdialect://x")
+    with pytest.raises(StorageError, match="no run 'ghost'"):
+        Store.open("sqlite://").require_run("ghost")
+
+
+# PostgreSQL: a throwaway server of the machine's own binaries, on loopback only.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    bindir = Path(found[-1]).parent
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to run the server as")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="signoria-pg-"))
+    root.chmod(0o755)
+    data = root / "data"
+    data.mkdir()
+    if as_user:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "signoria", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    log = (root / "server.log").open("wb")
+    if as_user:
+        shutil.chown(root / "server.log", "postgres")
+    server = subprocess.Popen(
+        [
+            *as_user,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+        stdout=log,
+        stderr=log,
+    )
+    url = f"postgresql+psycopg://signoria@127.0.0.1:{port}/postgres"
+    try:
+        engine = create_engine(url)
+        for _ in range(100):
+            try:
+                with engine.connect():
+                    break
+            except Exception:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError((root / "server.log").read_text()[-2000:])
+        engine.dispose()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_same_behaviour_on_postgresql(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    upgrade(engine)
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    downgrade(engine, "base")
+    assert not TABLES & set(inspect(engine).get_table_names())
+    engine.dispose()
+    store = Store.open(postgres_url)
+    exercise(store, await voted_result())
+    store.close()
