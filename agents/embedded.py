@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,18 @@ def _part_files(model: EmbeddedModel) -> list[Path]:
     return files
 
 
+# Threads of one process that need the same model at once must not join it twice into the
+# same temporary file; processes use distinct temporary names and an atomic rename.
+_ASSEMBLY = threading.Lock()
+
+
 def locate(model: EmbeddedModel, cache_dir: Path) -> Path:
     """Path of the verified GGUF, joining parts into `cache_dir` on first use."""
+    with _ASSEMBLY:
+        return _locate(model, cache_dir)
+
+
+def _locate(model: EmbeddedModel, cache_dir: Path) -> Path:
     if not model.is_split:
         path = _package_dir(model.packages[0], model) / model.filename
         if not path.is_file():

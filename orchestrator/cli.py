@@ -20,6 +20,7 @@ from agents.inventory import describe, human_size
 from orchestrator.config import ConfigError, load_config
 from orchestrator.pipeline import PipelineFailed
 from orchestrator.result import AskResult
+from orchestrator.server.command import serve
 
 app = typer.Typer(
     name="signoria",
@@ -30,6 +31,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The expert pool.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.command()(serve)
+eval_app = typer.Typer(help="Benchmark runs: run, report, compare, export.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -39,6 +43,10 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Config YAML (default: $SIGNORIA_CONFIG or embedded)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $SIGNORIA_DB or SQLite in SIGNORIA_HOME)."),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -135,6 +143,76 @@ def models_pull(
             if not hasattr(expert, "model_path"):
                 fail(f"model {name!r} has no local file to pull")
             out.print(f"{name}: {expert.model_path()}", markup=False)
+
+
+# The eval commands import `evals` lazily: the one import against the layer direction.
+
+
+@eval_app.command("run")
+def eval_run(
+    benchmark: Annotated[str, typer.Option(help="gsm8k, mmlu or outcomes")],
+    data: Annotated[Path, typer.Option(help="JSONL file of the benchmark")],
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="First N items only")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items in flight")] = 1,
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option(help="Same id again resumes the run")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a benchmark through a pipeline, storing every item as it finishes (resumable)."""
+    from evals.commands import run_command
+
+    run_command(
+        config=config,
+        benchmark=benchmark,
+        data=data,
+        pipeline=pipeline,
+        limit=limit,
+        concurrency=concurrency,
+        db=db,
+        run_id=run_id,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("report")
+def eval_report(
+    run: Annotated[str, typer.Argument(help="Run id")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default: reports/RUN")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Accuracy with a 95% CI, cost, latency percentiles, call share; markdown, JSON, PNGs."""
+    from evals.commands import report_command
+
+    report_command(run=run, out_dir=out_dir, db=db, as_json=as_json)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    runs: Annotated[list[str], typer.Argument(help="Run ids")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put runs side by side."""
+    from evals.commands import compare_command
+
+    compare_command(runs=runs, db=db, as_json=as_json)
+
+
+@eval_app.command("export")
+def eval_export(
+    run: Annotated[str, typer.Argument(help="Run id")],
+    outcomes: Annotated[Path, typer.Option(help="Routing-outcome table to write (JSONL)")],
+    models: Annotated[Path | None, typer.Option(help="Also write the models file")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write the per-item, per-model outcome table that routers train on."""
+    from evals.commands import export_command
+
+    export_command(run=run, outcomes=outcomes, models=models, config=config, db=db)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,9 +79,10 @@ class Orchestrator:
         pipeline: str | None = None,
         limits: RequestLimits | None = None,
     ) -> AskResult:
-        return self._run_sync(self.aask(prompt, pipeline=pipeline, limits=limits))
+        return self.run_sync(self.aask(prompt, pipeline=pipeline, limits=limits))
 
-    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this orchestrator's private loop, from synchronous code."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
@@ -95,7 +96,7 @@ class Orchestrator:
 
     def close(self) -> None:
         if self._loop is not None:
-            self._run_sync(self.aclose())
+            self.run_sync(self.aclose())
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=5)

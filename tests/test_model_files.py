@@ -95,3 +95,12 @@ def test_hub_source_reads_the_local_hf_cache_offline(
     assert found.resolve() == smol.resolve()
     with pytest.raises(ModelFileError, match="not in the local Hugging Face cache"):
         resolve(HubSource(repo="someone/absent", file="x.gguf"), tmp_path)
+
+
+def test_threads_needing_one_model_at_once_join_it_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    qwen = EMBEDDED["qwen2.5-coder-0.5b"]
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: locate(qwen, tmp_path), range(3)))
+    assert len(set(paths)) == 1 and paths[0].stat().st_size == qwen.size

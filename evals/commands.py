@@ -1,0 +1,172 @@
+"""The `signoria eval ...` commands; `orchestrator.cli` declares the options and calls these.
+
+Machine-readable output (`--json`) goes to stdout, the progress bar and tables to stderr
+or stdout as a person reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from evals.datasets import load_items
+from evals.export import export_outcomes, models_file
+from evals.report import compare_table, summarise, write_report
+from evals.runner import run_eval
+from orchestrator.result import AskResult
+from orchestrator.sdk import Orchestrator
+from orchestrator.storage import Store
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _Progress:
+    """Throughput, cost so far and ETA, updated as items finish."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("eval", total=None, rate="-", cost="$0")
+        self.started = time.perf_counter()
+        self.done_now = 0
+        self.cost: float | None = 0.0
+
+    def start(self, total: int, already: int) -> None:
+        self.progress.update(self.task, total=total, completed=already)
+        if already:
+            err.print(f"resuming: {already}/{total} items already stored")
+
+    def item(self, result: AskResult | None) -> None:
+        self.done_now += 1
+        if self.cost is not None:
+            self.cost = None if result is None or result.cost is None else self.cost + result.cost
+        rate = self.done_now / max(time.perf_counter() - self.started, 1e-9)
+        cost = "unknown" if self.cost is None else f"${self.cost:.4f}"
+        self.progress.update(self.task, advance=1, rate=f"{rate:.2f} it/s", cost=cost)
+
+
+def run_command(
+    *,
+    config: Path | None,
+    benchmark: str,
+    data: Path,
+    pipeline: str | None,
+    limit: int | None,
+    concurrency: int,
+    db: str | None,
+    run_id: str | None,
+    as_json: bool,
+) -> None:
+    items = load_items(benchmark, data, limit)
+    store = Store.open(db)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("cost {task.fields[cost]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json,
+    )
+    try:
+        with Orchestrator.from_config(config) as orchestrator:
+            name = orchestrator.pipeline(pipeline).name
+            hooks = _Progress(progress)
+            with progress:
+                outcome = orchestrator.run_sync(
+                    run_eval(
+                        orchestrator,
+                        store,
+                        items,
+                        pipeline=name,
+                        benchmark=benchmark,
+                        data_path=data,
+                        run_id=run_id,
+                        concurrency=concurrency,
+                        on_start=hooks.start,
+                        on_item=hooks.item,
+                    )
+                )
+        summary = summarise(store, outcome.run_id)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"outcome": outcome.model_dump(), "summary": summary}))
+        return
+    acc = summary["accuracy"]
+    out.print(
+        f"run {outcome.run_id}: {summary['n']} items, accuracy "
+        f"{'-' if acc is None else f'{100 * acc:.1f}%'}, "
+        f"{outcome.failed} failed now, report: signoria eval report {outcome.run_id}"
+    )
+
+
+def report_command(*, run: str, out_dir: Path | None, db: str | None, as_json: bool) -> None:
+    store = Store.open(db)
+    try:
+        target = out_dir or Path("reports") / run
+        files = write_report(store, run, target)
+        summary = summarise(store, run)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"summary": summary, "files": {k: str(v) for k, v in files.items()}}))
+        return
+    out.print(files["markdown"].read_text(), markup=False)
+    out.print(f"written: {', '.join(str(p) for p in files.values())}")
+
+
+def compare_command(*, runs: list[str], db: str | None, as_json: bool) -> None:
+    store = Store.open(db)
+    try:
+        summaries = [summarise(store, run) for run in runs]
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"runs": summaries}))
+        return
+    out.print(compare_table(summaries), markup=False)
+
+
+def export_command(
+    *, run: str, outcomes: Path, models: Path | None, config: Path | None, db: str | None
+) -> None:
+    store = Store.open(db)
+    try:
+        rows = export_outcomes(store, run, outcomes)
+    finally:
+        store.close()
+    if models is not None:
+        from orchestrator.config import load_config
+
+        cfg = load_config(config)
+        models_file(
+            {
+                name: {
+                    "description": spec.description,
+                    "input_price": spec.input_price,
+                    "output_price": spec.output_price,
+                    "params_b": spec.params_b,
+                }
+                for name, spec in cfg.models.items()
+            },
+            models,
+        )
+    out.print(f"{rows} rows written to {outcomes}" + (f", models to {models}" if models else ""))
+
+
+__all__ = ["compare_command", "export_command", "report_command", "run_command"]

@@ -1,0 +1,158 @@
+"""Reports of stored runs: JSON + markdown summaries, comparisons and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evals.metrics import run_metrics
+from orchestrator.storage import Store
+
+
+def summarise(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.require_run(run_id)
+    metrics = run_metrics(store.items(run_id))
+    return {
+        "run": run_id,
+        "pipeline": run.pipeline,
+        "benchmark": run.benchmark,
+        "data": run.data_path,
+        "status": run.status,
+        **metrics,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    ci = summary["accuracy_ci95"]
+    lat = summary["latency_s"]
+    lines = [
+        f"# Run {summary['run']}",
+        "",
+        f"- pipeline: `{summary['pipeline']}`, benchmark: `{summary['benchmark']}`, "
+        f"data: `{summary['data']}`, status: {summary['status']}",
+        f"- items: {summary['n']} ({summary['failed']} failed)",
+        f"- accuracy: {_pct(summary['accuracy'])}"
+        + (f" (95% Wilson CI {_pct(ci[0])} - {_pct(ci[1])})" if ci else ""),
+        f"- cost: {_usd(summary['cost'])}",
+        f"- latency per item: p50 {_secs(lat['p50'])}, p90 {_secs(lat['p90'])}, "
+        f"p99 {_secs(lat['p99'])}",
+        f"- calls: {summary['calls']}, tokens in/out: {summary['tokens_in']}/"
+        f"{summary['tokens_out']}",
+        "",
+        "| model | call share |",
+        "|---|---|",
+        *(f"| {name} | {_pct(share)} |" for name, share in summary["call_share"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compare_table(summaries: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | pipeline | benchmark | n | accuracy (95% CI) | cost | p50 latency |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        ci = s["accuracy_ci95"]
+        acc = _pct(s["accuracy"]) + (f" ({_pct(ci[0])}-{_pct(ci[1])})" if ci else "")
+        lines.append(
+            f"| {s['run']} | {s['pipeline']} | {s['benchmark']} | {s['n']} | {acc} | "
+            f"{_usd(s['cost'])} | {_secs(s['latency_s']['p50'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_cost(summaries: list[dict[str, Any]], path: Path) -> None:
+    """Every run as a point with its CI; runs of unknown cost are listed, not plotted at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    unknown = []
+    for s in summaries:
+        if s["accuracy"] is None:
+            continue
+        if s["cost"] is None:
+            unknown.append(s["run"])
+            continue
+        low, high = s["accuracy_ci95"]
+        ax.errorbar(
+            s["cost"],
+            s["accuracy"],
+            yerr=[[s["accuracy"] - low], [high - s["accuracy"]]],
+            fmt="o",
+            capsize=3,
+        )
+        ax.annotate(
+            f"{s['pipeline']}\n{s['run']}",
+            (s["cost"], s["accuracy"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("total cost (USD)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    title = "accuracy vs cost"
+    if unknown:
+        title += f" ({len(unknown)} run(s) of unknown cost not shown)"
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_call_share(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    share = summary["call_share"]
+    fig, ax = plt.subplots(figsize=(6, 1 + 0.4 * max(1, len(share))))
+    ax.barh(list(share), list(share.values()))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of model calls")
+    ax.set_title(f"call share, run {summary['run']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(store: Store, run_id: str, out: Path) -> dict[str, Path]:
+    """summary.json, summary.md, call_share.png and accuracy_vs_cost.png (every run of the
+    same benchmark in the database, so runs are compared where they can be)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(store, run_id)
+    peers = [
+        summarise(store, r.id)
+        for r in store.runs(kind="eval")
+        if r.benchmark == summary["benchmark"]
+    ]
+    files = {
+        "json": out / "summary.json",
+        "markdown": out / "summary.md",
+        "accuracy_vs_cost": out / "accuracy_vs_cost.png",
+        "call_share": out / "call_share.png",
+    }
+    files["json"].write_text(json.dumps(summary, indent=2))
+    files["markdown"].write_text(
+        markdown(summary) + "\n## All runs of this benchmark\n\n" + compare_table(peers)
+    )
+    plot_accuracy_vs_cost(peers, files["accuracy_vs_cost"])
+    plot_call_share(summary, files["call_share"])
+    return files
