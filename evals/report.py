@@ -75,41 +75,41 @@ def compare_table(summaries: list[dict[str, Any]]) -> str:
 
 
 def plot_accuracy_vs_cost(summaries: list[dict[str, Any]], path: Path) -> None:
-    """Every run as a point with its CI; runs of unknown cost are listed, not plotted at 0."""
+    """Every run as a point with its CI; runs of unknown cost are listed, not plotted at 0.
+
+    When every run cost nothing (local models) cost cannot separate them, so the x axis
+    becomes the median latency per item, which is what those runs spend instead.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    scored = [s for s in summaries if s["accuracy"] is not None]
+    known = [s for s in scored if s["cost"] is not None]
+    unknown = len(scored) - len(known)
+    free = bool(known) and all(s["cost"] == 0 for s in known)
     fig, ax = plt.subplots(figsize=(6, 4))
-    unknown = []
-    for s in summaries:
-        if s["accuracy"] is None:
-            continue
-        if s["cost"] is None:
-            unknown.append(s["run"])
-            continue
+    for s in known:
+        x = s["latency_s"]["p50"] if free else s["cost"]
         low, high = s["accuracy_ci95"]
-        ax.errorbar(
-            s["cost"],
-            s["accuracy"],
-            yerr=[[s["accuracy"] - low], [high - s["accuracy"]]],
-            fmt="o",
-            capsize=3,
-        )
+        yerr = [[s["accuracy"] - low], [high - s["accuracy"]]]
+        ax.errorbar(x, s["accuracy"], yerr=yerr, fmt="o", capsize=3)
         ax.annotate(
             f"{s['pipeline']}\n{s['run']}",
-            (s["cost"], s["accuracy"]),
+            (x, s["accuracy"]),
             fontsize=7,
             xytext=(4, 4),
             textcoords="offset points",
         )
-    ax.set_xlabel("total cost (USD)")
-    ax.set_ylabel("accuracy")
+    ax.set_xlabel("median latency per item (s); every run cost $0" if free else "total cost (USD)")
+    ax.margins(x=0.15)
+    ax.set_xlim(left=0)
+    ax.set_ylabel("accuracy (95% CI)")
     ax.set_ylim(0, 1)
-    title = "accuracy vs cost"
+    title = "accuracy vs latency" if free else "accuracy vs cost"
     if unknown:
-        title += f" ({len(unknown)} run(s) of unknown cost not shown)"
+        title += f" ({unknown} run(s) of unknown cost not shown)"
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
