@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from agents.embedded import EMBEDDED, is_installed
 from agents.pool import ModelSpec
-from agents.sources import EmbeddedSource, HubSource, PathSource
+from agents.types import Availability
 
 
 class ModelInfo(BaseModel):
@@ -21,45 +20,27 @@ class ModelInfo(BaseModel):
     detail: str
 
 
-def _local_file(options: object) -> tuple[int | None, bool, str]:
-    source = getattr(options, "source", None)
-    if isinstance(source, EmbeddedSource):
-        model = EMBEDDED.get(source.embedded)
-        if model is None:
-            return None, False, f"unknown embedded model {source.embedded!r}"
-        ok = is_installed(model)
-        how = "embedded" if ok else f"missing package {model.distributions[0]}"
-        return model.size, ok, how
-    if isinstance(source, PathSource):
-        path = source.path.expanduser()
-        return (
-            (path.stat().st_size, True, str(path))
-            if path.is_file()
-            else (None, False, f"not found: {path}")
-        )
-    if isinstance(source, HubSource):
-        return None, False, f"hub {source.repo}/{source.file} (`signoria models pull`)"
-    return None, False, "no local file"
+@runtime_checkable
+class _KnowsAvailability(Protocol):
+    def availability(self) -> Availability: ...
 
 
 def describe(name: str, spec: ModelSpec) -> ModelInfo:
-    if spec.backend == "llamacpp":
-        size, available, detail = _local_file(spec.options)
-    elif spec.backend == "litellm":
-        env = getattr(spec.options, "api_key_env", None)
-        available = env is None or bool(os.environ.get(env))
-        size = None
-        detail = getattr(spec.options, "model", "") + ("" if available else f" (${env} not set)")
-    else:
-        size, available, detail = None, True, spec.backend
+    """Each backend's options say how available their model is; no backend is special here."""
+    options = spec.options
+    state = (
+        options.availability()
+        if isinstance(options, _KnowsAvailability)
+        else Availability(available=True, detail=spec.backend)
+    )
     return ModelInfo(
         name=name,
         backend=spec.backend,
-        size_bytes=size,
+        size_bytes=state.size_bytes,
         input_price=spec.input_price,
         output_price=spec.output_price,
-        available=available,
-        detail=detail,
+        available=state.available,
+        detail=state.detail,
     )
 
 
@@ -67,6 +48,3 @@ def human_size(size: int | None) -> str:
     if size is None:
         return "-"
     return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
-
-
-__all__ = ["ModelInfo", "describe", "human_size"]

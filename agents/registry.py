@@ -17,13 +17,16 @@ from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSe
 from agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
 from agents.plugins import Registry
 from agents.sources import EmbeddedSource, HubSource, PathSource
-from agents.types import Expert, ModelCard
+from agents.types import Availability, Expert, ModelCard
 
 
 class LlamaCppOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: EmbeddedSource | PathSource | HubSource
+
+    def availability(self) -> Availability:
+        return self.source.availability()
 
 
 class BuildContext:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.embedded import EMBEDDED, locate, verify_once
+from agents.embedded import EMBEDDED, is_installed, locate, verify_once
 from agents.errors import ModelFileError, UnknownNameError
+from agents.types import Availability
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
@@ -18,12 +19,30 @@ class EmbeddedSource(BaseModel):
 
     embedded: str
 
+    def availability(self) -> Availability:
+        model = EMBEDDED.get(self.embedded)
+        if model is None:
+            return Availability(available=False, detail=f"unknown embedded model {self.embedded!r}")
+        if not is_installed(model):
+            return Availability(
+                available=False,
+                size_bytes=model.size,
+                detail=f"missing package {model.distributions[0]}",
+            )
+        return Availability(available=True, size_bytes=model.size, detail="embedded")
+
 
 class PathSource(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     path: Path
     sha256: Sha256 | None = None
+
+    def availability(self) -> Availability:
+        path = self.path.expanduser()
+        if not path.is_file():
+            return Availability(available=False, detail=f"not found: {path}")
+        return Availability(available=True, size_bytes=path.stat().st_size, detail=str(path))
 
 
 class HubSource(BaseModel):
@@ -35,6 +54,10 @@ class HubSource(BaseModel):
     file: str
     revision: str | None = None
     sha256: Sha256 | None = None
+
+    def availability(self) -> Availability:
+        # Only a download (or the HF cache) can tell; `signoria models pull` fetches it.
+        return Availability(available=False, detail=f"hub {self.repo}/{self.file}")
 
 
 ModelSource = EmbeddedSource | PathSource | HubSource

@@ -84,6 +84,16 @@ class Completion(BaseModel):
         return self.error is None
 
 
+class Availability(BaseModel):
+    """Whether a model can be called here and now, for `signoria models list`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    size_bytes: int | None = None
+    detail: str = ""
+
+
 class ExpertError(Exception):
     """A backend failure. `retryable` tells the one retry loop whether trying again can help."""
 

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.errors import SignoriaError
 from agents.pricing import call_cost
-from agents.types import Completion, ExpertError, GenerationParams, Message, ModelCard, Usage
+from agents.types import (
+    Availability,
+    Completion,
+    ExpertError,
+    GenerationParams,
+    Message,
+    ModelCard,
+    Usage,
+)
 
 _RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -29,6 +37,11 @@ class LiteLLMOptions(BaseModel):
         default=None, description="name of the environment variable that holds the key"
     )
     request_timeout_s: float = Field(default=600.0, gt=0)
+
+    def availability(self) -> Availability:
+        missing = self.api_key_env is not None and not os.environ.get(self.api_key_env)
+        detail = self.model + (f" (${self.api_key_env} not set)" if missing else "")
+        return Availability(available=not missing, detail=detail)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.pricing import call_cost
-from agents.types import Completion, ExpertError, GenerationParams, Message, ModelCard, Usage
+from agents.types import (
+    Availability,
+    Completion,
+    ExpertError,
+    GenerationParams,
+    Message,
+    ModelCard,
+    Usage,
+)
 
 Behaviour = Literal["answer", "hang", "error", "garbage", "echo"]
 
@@ -30,6 +38,9 @@ class ScriptedBehaviour(BaseModel):
     fail_first: int = Field(default=0, ge=0)
     error_message: str = "503 Service Unavailable"
     retryable: bool = True
+
+    def availability(self) -> Availability:
+        return Availability(available=True, detail=f"scripted: {self.behaviour}")
 
 
 def _count(text: str) -> int:
