@@ -68,6 +68,9 @@ class Pipeline:
         ctx = AggregationContext(
             call=lambda name, msgs, params: runner.call(name, msgs, params, role="aggregator"),
             max_tokens=limits.max_tokens,
+            pool=pool,
+            routing=decision.model_copy(update={"assignments": assignments}),
+            messages=tuple(messages),
         )
         aggregate = await self.aggregator.aggregate(query, completions, ctx)
         result = AskResult(

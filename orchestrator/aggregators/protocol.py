@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from agents.types import Completion, GenerationParams, Message
+from agents.types import Completion, Expert, GenerationParams, Message, ModelCard
 from orchestrator.result import Aggregate
+from routers.protocol import RoutingDecision
 
 CallExpert = Callable[[str, list[Message], GenerationParams], Awaitable[Completion]]
 
@@ -22,6 +23,18 @@ class AggregationContext:
 
     call: CallExpert
     max_tokens: int
+    pool: Mapping[str, Expert] = field(default_factory=dict)
+    # The decision that produced the completions: completion i answers assignment i, so
+    # `routing.assignments[i].expert` and `routing.scores` are there for weighted votes.
+    routing: RoutingDecision | None = None
+    messages: tuple[Message, ...] = ()
+
+    def card(self, name: str) -> ModelCard:
+        """A model's card (context length, prices), e.g. to fit a prompt to its context."""
+        return self.pool[name].card
+
+    async def count_tokens(self, name: str, messages: list[Message]) -> int:
+        return await self.pool[name].count_tokens(messages)
 
 
 class Aggregator(Protocol):
