@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions
 from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
+from agents.backends.replay import ReplayExpert, ReplayOptions, load_table
 from agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
 from agents.plugins import Registry
 from agents.sources import EmbeddedSource, HubSource, PathSource
@@ -80,6 +81,14 @@ register_backend(
         options=LiteLLMOptions,
         build=lambda card, opts, ctx: LiteLLMExpert(card, opts),
         local=False,
+    )
+)
+register_backend(
+    Backend(
+        name="replay",
+        options=ReplayOptions,
+        build=lambda card, opts, ctx: ReplayExpert(card, load_table(opts.table), opts.model),
+        local=True,
     )
 )
 register_backend(

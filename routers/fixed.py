@@ -36,11 +36,11 @@ class FixedRouter:
         self, query: str, pool: Mapping[str, Expert], *, budget_usd: float | None
     ) -> RoutingDecision:
         p = self.params
-        # One seed per sample, stable across runs, so a sampled pipeline is reproducible.
+        # A distinct seed per call, stable across runs: samples differ, runs reproduce.
+        names = [name for name in p.experts for _ in range(p.samples)]
         assignments = tuple(
             Assignment(expert=name, seed=p.seed + i, temperature=p.temperature)
-            for name in p.experts
-            for i in range(p.samples)
+            for i, name in enumerate(names)
         )
         return RoutingDecision(
             router="fixed",
