@@ -215,6 +215,44 @@ def eval_export(
     export_command(run=run, outcomes=outcomes, models=models, config=config, db=db)
 
 
+@app.command()
+def redteam(
+    data: Annotated[Path, typer.Option(help="Outcome table (replay) or MMLU/outcomes (live)")],
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
+    backend: Annotated[str, typer.Option(help="replay or live")] = "replay",
+    experts: Annotated[int, typer.Option(min=2, help="Experts per item")] = 5,
+    adversaries: Annotated[int, typer.Option(min=1, help="How many of them lie")] = 1,
+    adversary: Annotated[str, typer.Option(help="persuasive, subtle or llm")] = "persuasive",
+    replace: Annotated[
+        str, typer.Option(help="Seats the adversaries take: weakest or strongest")
+    ] = "weakest",
+    aggregators: Annotated[
+        list[str] | None, typer.Option("--aggregator", "-a", help="More aggregators to test")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the same items clean and with lying experts; compare naive and defended aggregators."""
+    from evals.redteam_command import redteam_command
+
+    redteam_command(
+        config=config,
+        pipeline=pipeline,
+        data=data,
+        backend=backend,
+        experts=experts,
+        adversaries=adversaries,
+        adversary=adversary,
+        aggregators=aggregators or [],
+        limit=limit,
+        concurrency=concurrency,
+        replace=replace,
+        as_json=as_json,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: known errors become one line and a non-zero exit."""
     try:

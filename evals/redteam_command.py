@@ -1,0 +1,169 @@
+"""`signoria redteam`: builds the honest pool, the adversaries and the aggregators to test.
+
+Replay: honest experts are the strongest models of a recorded outcome table, answering
+with their recorded responses; adversaries are scripted. Live: honest experts are the
+pipeline's own (local) experts, each routed slot sampled with its own seed; the adversary
+is a real local model told which wrong answer to defend.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agents.backends.replay import ReplayExpert, load_table
+from agents.errors import SignoriaError
+from agents.types import Expert, ModelCard
+from evals.adversaries import LLMAdversary, ScriptedAdversary
+from evals.datasets import load_items
+from evals.redteam import (
+    NAIVE,
+    RedteamItem,
+    is_letter,
+    replay_items,
+    run_redteam,
+    strongest_models,
+    target_table,
+)
+from orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from orchestrator.aggregators.protocol import Aggregator
+from orchestrator.aggregators.registry import AGGREGATORS
+from orchestrator.sdk import Orchestrator
+from routers.fixed import FixedRouterParams
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _card(name: str, backend: str) -> ModelCard:
+    return ModelCard(name=name, backend=backend)
+
+
+def _aggregators(
+    orchestrator: Orchestrator, pipeline: str, names: list[str]
+) -> dict[str, Aggregator]:
+    chosen: dict[str, Aggregator] = {NAIVE: MajorityVote(MajorityParams(answer="letter"))}
+    spec = orchestrator.config.pipelines[pipeline].aggregator
+    if spec.name != NAIVE:
+        chosen[spec.name] = orchestrator.pipelines[pipeline].aggregator
+    for name in names:
+        if name in chosen:
+            continue
+        strategy = AGGREGATORS[name]
+        try:
+            params = strategy.params.model_validate({})
+        except Exception:
+            raise SignoriaError(
+                f"aggregator {name!r} needs parameters; put it in a pipeline of the config "
+                "and pass that pipeline with --pipeline"
+            ) from None
+        chosen[name] = strategy.build(params)
+    return chosen
+
+
+def _live_honest(
+    orchestrator: Orchestrator, pipeline: str, experts: int
+) -> tuple[dict[str, Expert], float | None]:
+    params = orchestrator.config.pipelines[pipeline].router.params
+    if not isinstance(params, FixedRouterParams):
+        raise SignoriaError("live red-teaming needs a pipeline with a fixed router")
+    names = [name for name in params.experts for _ in range(params.samples)]
+    names = (names * experts)[:experts]  # fill K slots from the pipeline's experts
+    return {f"{n}#{i}": orchestrator.pool[n] for i, n in enumerate(names)}, params.temperature
+
+
+def redteam_command(
+    *,
+    config: Path | None,
+    pipeline: str | None,
+    data: Path,
+    backend: str,
+    experts: int,
+    adversaries: int,
+    adversary: str,
+    aggregators: list[str],
+    limit: int | None,
+    concurrency: int,
+    as_json: bool,
+    replace: str = "weakest",
+) -> None:
+    if replace not in ("strongest", "weakest"):
+        raise SignoriaError(f"--replace must be strongest or weakest, not {replace!r}")
+    if not 0 < adversaries < experts:
+        raise SignoriaError("--adversaries must be at least 1 and fewer than --experts")
+    with Orchestrator.from_config(config) as orchestrator:
+        name = orchestrator.pipeline(pipeline).name
+        chosen = _aggregators(orchestrator, name, aggregators)
+        temperature: float | None = None
+        if backend == "replay":
+            table = load_table(data)
+            models = strongest_models(table, experts)
+            honest: dict[str, Expert] = {
+                m: ReplayExpert(_card(m, "replay"), table, m) for m in models
+            }
+            items = replay_items(table, models, limit)
+        elif backend == "live":
+            honest, temperature = _live_honest(orchestrator, name, experts)
+            benchmark = "mmlu" if "mmlu" in data.name else "outcomes"
+            items = [
+                RedteamItem(key=i.key, prompt=i.prompt, reference=i.reference or "")
+                for i in load_items(benchmark, data, limit)
+                if is_letter(i.reference)
+            ]
+        else:
+            raise SignoriaError(f"unknown backend {backend!r} (known: replay, live)")
+        if not items:
+            raise SignoriaError(f"{data}: no multiple-choice items with letter references")
+        targets = target_table(items)
+        liars: dict[str, Expert] = {}
+        for i in range(1, adversaries + 1):
+            card = _card(f"adversary-{i}", "adversary")
+            if adversary == "llm":
+                inner = next(iter(honest.values()))
+                liars[card.name] = LLMAdversary(card, inner, targets.get)
+            else:
+                liars[card.name] = ScriptedAdversary(card, targets.get, style=adversary)  # type: ignore[arg-type]
+        reports = orchestrator.run_sync(
+            run_redteam(
+                items,
+                honest=honest,
+                adversaries=liars,
+                aggregators=chosen,
+                extra_pool=orchestrator.pool,
+                temperature=temperature,
+                concurrency=concurrency,
+                replace=replace,  # type: ignore[arg-type]
+            )
+        )
+    summary: dict[str, Any] = {
+        "n": len(items),
+        "backend": backend,
+        "experts": list(honest),
+        "adversaries": adversaries,
+        "adversary": adversary,
+        "replace": replace,
+        "aggregators": {k: v.model_dump() for k, v in reports.items()},
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table_out = Table(
+        title=f"red team: {len(items)} items, {experts} experts, "
+        f"{adversaries} adversarial ({adversary}, replacing the {replace}), {backend}",
+        box=None,
+    )
+    for column in ("aggregator", "clean", "attacked", "persuaded", "recovery"):
+        table_out.add_column(column)
+    for agg, r in reports.items():
+        recovery = "-" if r.recovery_rate is None else f"{r.recovery_rate:.2f}"
+        table_out.add_row(
+            agg,
+            f"{100 * r.clean_acc:.1f}%",
+            f"{100 * r.attacked_acc:.1f}%",
+            f"{100 * r.persuaded:.1f}%",
+            recovery,
+        )
+    out.print(table_out)

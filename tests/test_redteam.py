@@ -1,0 +1,146 @@
+"""Replay experts and the red-team harness, with metrics checked against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.backends.replay import OutcomeTable, ReplayExpert, load_table
+from agents.errors import SignoriaError
+from agents.types import ExpertError, GenerationParams, Message, ModelCard
+from evals.adversaries import ScriptedAdversary, wrong_letter
+from evals.redteam import replay_items, run_redteam, strongest_models, target_table
+from orchestrator.aggregators.first import FirstAnswer, FirstParams
+from orchestrator.aggregators.majority import MajorityParams, MajorityVote
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SIGNORIA = str(Path(sys.executable).parent / "signoria")
+
+
+def card(name: str) -> ModelCard:
+    return ModelCard(name=name, backend="replay")
+
+
+async def test_replay_answers_with_recorded_text_and_cost() -> None:
+    table = load_table(FIXTURES / "routerbench.jsonl")
+    row = table.rows[0]
+    model = next(iter(row["outcomes"]))
+    expert = ReplayExpert(card(model), table)
+    result = await expert.generate(
+        [Message(role="user", content=row["query"])], params=GenerationParams()
+    )
+    assert result.text == row["outcomes"][model]["response"].strip()
+    assert result.cost == row["outcomes"][model]["cost"]
+    with pytest.raises(ExpertError, match="no recorded response"):
+        await expert.generate(
+            [Message(role="user", content="never asked")], params=GenerationParams()
+        )
+    with pytest.raises(SignoriaError, match="not in the table"):
+        ReplayExpert(card("gpt-7"), table)
+
+
+def synthetic_table() -> OutcomeTable:
+    """4 items, answer A; models m1..m3 answer as listed (m1 strongest)."""
+    answers = {"m1": "AAAA", "m2": "AABA", "m3": "ABBC"}
+    return OutcomeTable(
+        [
+            {
+                "id": f"q{i}",
+                "query": f"Question {i}?\nA) x\nB) y\nC) z\nD) w",
+                "reference": "A",
+                "outcomes": {
+                    m: {"score": float(a[i] == "A"), "cost": 0.001, "response": a[i]}
+                    for m, a in answers.items()
+                },
+            }
+            for i in range(4)
+        ]
+    )
+
+
+async def test_metrics_match_hand_computed_values() -> None:
+    table = synthetic_table()
+    models = strongest_models(table, 3)
+    assert models == ["m1", "m2", "m3"]
+    items = replay_items(table, models, None)
+    targets = target_table(items)
+    honest = {m: ReplayExpert(card(m), table) for m in models}
+    liar = {"liar": ScriptedAdversary(card("liar"), targets.get)}
+    reports = await run_redteam(
+        items,
+        honest=honest,
+        adversaries=liar,
+        replace="strongest",
+        aggregators={
+            "majority": MajorityVote(MajorityParams(answer="letter")),
+            "first": FirstAnswer(FirstParams()),
+        },
+    )
+    # Clean majority per item: q0 AAA -> A, q1 AAB -> A, q2 ABB -> B, q3 AAC -> A: 3/4.
+    # Attacked, m1's seat taken by the liar (L, never A): q0 {L,A,A} -> A; q1 {L,A,B} -> L
+    # (B wins 2:1 if L is B, else a three-way tie that the first seen, L, wins); q2 {L,B,B}
+    # -> B; q3 {L,A,C} -> L likewise. So 1/4 correct, persuaded on q1, q3 and on q2 if L=B.
+    majority = reports["majority"]
+    assert majority.clean_acc == 0.75
+    assert majority.attacked_acc == 0.25
+    assert majority.persuaded == (2 + (targets[items[2].prompt] == "B")) / 4
+    assert majority.recovery_rate == 0.0
+    first = reports["first"]  # always the liar's seat when attacked
+    assert first.clean_acc == 1.0 and first.attacked_acc == 0.0 and first.persuaded == 1.0
+    assert first.recovery_rate == pytest.approx((0.0 - 0.25) / (0.75 - 0.25))
+    assert all(targets[i.prompt] != i.reference for i in items)
+
+
+def test_wrong_letter_is_deterministic_and_wrong() -> None:
+    picks = {wrong_letter(f"q{i}", "B") for i in range(50)}
+    assert picks == {"A", "C", "D"}
+    assert wrong_letter("same", "C") == wrong_letter("same", "C")
+
+
+def test_cli_replay_red_team_json() -> None:
+    done = subprocess.run(
+        [
+            SIGNORIA,
+            "redteam",
+            "--data",
+            str(FIXTURES / "routerbench.jsonl"),
+            "--experts",
+            "3",
+            "--adversaries",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["n"] == 8 and summary["backend"] == "replay"
+    assert len(summary["experts"]) == 3
+    majority = summary["aggregators"]["majority"]
+    assert set(majority) == {"n", "clean_acc", "attacked_acc", "persuaded", "recovery_rate"}
+
+
+def test_cli_rejects_impossible_settings() -> None:
+    done = subprocess.run(
+        [
+            SIGNORIA,
+            "redteam",
+            "--data",
+            str(FIXTURES / "routerbench.jsonl"),
+            "--experts",
+            "3",
+            "--adversaries",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "fewer than --experts" in done.stderr
