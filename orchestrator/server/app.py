@@ -1,0 +1,341 @@
+"""The OpenAI-compatible REST app over an `Orchestrator`.
+
+Model ids: `signoria/<pipeline>` (or the bare pipeline name) runs a configured pipeline;
+a raw expert name runs that one expert through a one-off single-expert pipeline. An
+unknown id is a 404, never a silent fallback to a default: a client must not believe it
+measured model A while B answered.
+
+Requests run concurrently on the event loop (`Orchestrator.aask` is async; local models
+queue per model inside the llama.cpp runtime), bounded by `max_concurrent` in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from agents.errors import SignoriaError
+from agents.types import Message
+from orchestrator.aggregators.first import FirstAnswer, FirstParams
+from orchestrator.limits import Limits, RequestLimits
+from orchestrator.pipeline import Pipeline, PipelineFailed
+from orchestrator.result import AskResult
+from orchestrator.sdk import Orchestrator
+from orchestrator.server.auth import api_key_dependency
+from orchestrator.server.errors import (
+    RATE_LIMIT,
+    SERVER,
+    ApiError,
+    install_error_handlers,
+    pipeline_error,
+)
+from orchestrator.server.recording import Recorder
+from orchestrator.server.requests import read_chat_request, request_limits, to_messages
+from orchestrator.server.responses import apply_stops, chunk_events, completion, new_completion_id
+from orchestrator.server.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorResponse,
+    Health,
+    ModelInfo,
+    ModelList,
+    ModelObject,
+)
+from orchestrator.server.settings import ServerConfigError, ServerSettings
+from routers.fixed import FixedRouter, FixedRouterParams
+
+if TYPE_CHECKING:
+    from orchestrator.storage import Store
+
+PIPELINE_PREFIX = "signoria/"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 500, 503, 504)
+}
+
+
+def expert_pipeline(name: str) -> Pipeline:
+    """A pipeline that asks exactly one expert and returns its answer, under the default
+    `Limits`, so a raw expert id gets the same timeouts, trace and recording as any
+    pipeline."""
+    return Pipeline(
+        name=name,
+        router=FixedRouter(FixedRouterParams(experts=(name,))),
+        aggregator=FirstAnswer(FirstParams()),
+        limits=Limits(),
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model id resolved to."""
+
+    kind: Literal["pipeline", "expert"]
+    name: str
+    pipeline: Pipeline
+
+
+class Catalog:
+    """Model ids <-> pipelines and experts; expert pipelines are built once per name."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+        self.created = int(time.time())
+        self._experts: dict[str, Pipeline] = {}
+
+    def expert_names(self) -> list[str]:
+        # Iterate rather than `in pool`: the pool raises UnknownNameError, not KeyError.
+        return list(self.orchestrator.pool)
+
+    def resolve(self, model_id: str) -> Target | None:
+        pipelines = self.orchestrator.pipelines
+        name = model_id.removeprefix(PIPELINE_PREFIX)
+        if name in pipelines:
+            return Target("pipeline", name, pipelines[name])
+        if model_id in self.expert_names():
+            if model_id not in self._experts:
+                self._experts[model_id] = expert_pipeline(model_id)
+            return Target("expert", model_id, self._experts[model_id])
+        return None
+
+    def require(self, model_id: str) -> Target:
+        target = self.resolve(model_id)
+        if target is None:
+            raise ApiError(
+                404,
+                f"model {model_id!r} does not exist; GET /v1/models lists the ids",
+                param="model",
+                code="model_not_found",
+            )
+        return target
+
+    def model(self, model_id: str, target: Target) -> ModelObject:
+        if target.kind == "pipeline":
+            spec = self.orchestrator.config.pipelines[target.name]
+            info = ModelInfo(kind="pipeline", description=spec.description)
+        else:
+            card = self.orchestrator.pool[target.name].card
+            info = ModelInfo(kind="expert", description=card.description or card.backend)
+        return ModelObject(id=model_id, created=self.created, signoria=info)
+
+    def models(self) -> list[ModelObject]:
+        ids = [PIPELINE_PREFIX + p for p in self.orchestrator.pipelines]
+        ids += self.expert_names()
+        return [self.model(i, self.require(i)) for i in ids]
+
+
+class InFlight:
+    """A non-blocking cap on concurrent requests: above it a client gets 429 at once
+    rather than queueing invisibly behind work it cannot see."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.count >= self.limit:
+            raise ApiError(
+                429,
+                f"{self.count} requests in flight, the server's limit; retry shortly",
+                type=RATE_LIMIT,
+                code="rate_limit_exceeded",
+                headers={"Retry-After": "1"},
+            )
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+
+
+@dataclass
+class Served:
+    """Counters kept for the run record."""
+
+    requests: int = 0
+    failed: int = 0
+
+
+async def _execute(
+    orchestrator: Orchestrator,
+    body: ChatCompletionRequest,
+    target: Target,
+    messages: Sequence[Message],
+    limits: RequestLimits,
+) -> AskResult:
+    if target.kind == "pipeline":
+        return await orchestrator.aask(messages, pipeline=target.name, limits=limits)
+    pipeline = target.pipeline
+    if body.temperature is not None or body.seed is not None:
+        # A raw expert id honours the client's sampling; a pipeline keeps its own.
+        params = FixedRouterParams(
+            experts=(target.name,), temperature=body.temperature, seed=body.seed or 0
+        )
+        pipeline = dataclasses.replace(pipeline, router=FixedRouter(params))
+    return await pipeline.run(messages, orchestrator.pool, overrides=limits)
+
+
+def _tagged(error: ApiError, completion_id: str) -> ApiError:
+    """A recorded failure carries its request id, so a client can find its record."""
+    error.headers["X-Request-Id"] = completion_id
+    return error
+
+
+def create_app(
+    orchestrator: Orchestrator, settings: ServerSettings, store: Store | None = None
+) -> FastAPI:
+    """The app for `orchestrator`. It owns the orchestrator from here on and closes it at
+    shutdown. Requests are recorded when `settings.record` is set (the store at
+    `settings.db_url` is opened at startup) or when an open `store` is passed in (the
+    caller keeps ownership of it)."""
+    problem = settings.exposure_problem()
+    if problem:
+        raise ServerConfigError(problem)
+    catalog = Catalog(orchestrator)
+    gate = InFlight(settings.max_concurrent)
+    served = Served()
+    recorder: Recorder | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal recorder
+        if settings.record or store is not None:
+            run_config = {
+                "server": settings.summary(),
+                "default_pipeline": orchestrator.config.default_pipeline,
+                "pipelines": sorted(orchestrator.pipelines),
+                "experts": sorted(catalog.expert_names()),
+            }
+            recorder = await Recorder.start(store, settings.db_url, run_config)
+        try:
+            yield
+        finally:
+            if recorder is not None:
+                await recorder.finish({"requests": served.requests, "failed": served.failed})
+                await recorder.close()
+            await orchestrator.aclose()
+
+    app = FastAPI(
+        title="Signoria",
+        version="0.1.0",
+        summary="OpenAI-compatible chat completions over Signoria pipelines and experts.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key_dependency(settings.api_keys))])
+
+    async def run(
+        completion_id: str,
+        body: ChatCompletionRequest,
+        target: Target,
+        messages: list[Message],
+        limits: RequestLimits,
+    ) -> AskResult:
+        stops = body.stops()
+        query = next(m.content for m in reversed(messages) if m.role == "user")
+        result: AskResult | None = None
+        error: str | None = None
+        served.requests += 1
+        try:
+            result = await _execute(orchestrator, body, target, messages, limits)
+            # The record keeps the answer the client got; the trace keeps the full text.
+            result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
+            return result
+        except PipelineFailed as exc:
+            result, error = exc.result, str(exc)
+            raise _tagged(pipeline_error(exc), completion_id) from None
+        except SignoriaError as exc:
+            error = str(exc)
+            unavailable = ApiError(503, error, type=SERVER, code="expert_unavailable")
+            raise _tagged(unavailable, completion_id) from None
+        except asyncio.CancelledError:
+            error = "cancelled before the pipeline finished"
+            raise
+        except Exception as exc:  # a bug: recorded here, a generic 500 for the client
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if error is not None:
+                served.failed += 1
+            if recorder is not None:
+                await recorder.record(completion_id, query, result, error)
+
+    @v1.post(
+        "/chat/completions",
+        response_model=ChatCompletion,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}
+                    }
+                },
+            }
+        },
+    )
+    async def chat_completions(request: Request) -> Response:
+        """An OpenAI chat completion; with `stream: true`, server-sent chunk events that
+        start once the pipeline has its answer."""
+        body = await read_chat_request(request, settings)
+        messages = to_messages(body, settings)
+        limits = request_limits(body, settings)
+        target = catalog.require(body.model)
+        completion_id = new_completion_id()
+        async with gate.slot():
+            result = await run(completion_id, body, target, messages, limits)
+        answer = result.answer
+        headers = {"X-Request-Id": completion_id}
+        if body.stream:
+            return StreamingResponse(
+                chunk_events(completion_id, body.model, answer, result),
+                media_type="text/event-stream",
+                headers={**headers, "Cache-Control": "no-cache"},
+            )
+        payload = completion(completion_id, body.model, answer, result)
+        return JSONResponse(payload.model_dump(mode="json"), headers=headers)
+
+    @v1.get("/models", response_model=ModelList, responses=_ERRORS)
+    async def list_models() -> ModelList:
+        """Every pipeline as `signoria/<pipeline>` and every expert under its own name."""
+        return ModelList(data=catalog.models())
+
+    @v1.get("/models/{model_id:path}", response_model=ModelObject, responses=_ERRORS)
+    async def get_model(model_id: str) -> ModelObject:
+        return catalog.model(model_id, catalog.require(model_id))
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        """Liveness, without authentication: load balancers and test harnesses poll it."""
+        return Health()
+
+    app.include_router(v1)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's generated spec plus the chat request schema, which FastAPI cannot infer
+    because the endpoint reads its body itself (to check auth and size first)."""
+    if app.openapi_schema is None:
+        spec = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schema = ChatCompletionRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["ChatCompletionRequest"] = schema
+        app.openapi_schema = spec
+    return app.openapi_schema

@@ -1,0 +1,68 @@
+"""Bearer API keys, checked in constant time.
+
+The dependency reads only the Authorization header, and the chat endpoint parses its body
+itself after the dependencies ran, so an unauthenticated client always gets 401 and never
+learns anything from how its body was judged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from orchestrator.server.errors import AUTHENTICATION, ApiError
+
+_bearer = HTTPBearer(auto_error=False, description="One of the keys in $SIGNORIA_API_KEYS.")
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def key_matches(given: str, digests: Sequence[bytes]) -> bool:
+    """Compare against every key's digest without stopping at the first match.
+
+    Hashing first makes every comparison the same length, so neither the time taken nor
+    an early length mismatch says which key (or how much of one) was right.
+    """
+    candidate = _digest(given)
+    matched = False
+    for digest in digests:
+        matched |= hmac.compare_digest(candidate, digest)
+    return matched
+
+
+def api_key_dependency(
+    api_keys: Sequence[SecretStr],
+) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[None]]:
+    """A FastAPI dependency that enforces `api_keys`; with no keys it lets everything
+    through (the server refuses to start keyless on a non-loopback address)."""
+    keys = [_digest(k.get_secret_value()) for k in api_keys]
+
+    async def require_api_key(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if not keys:
+            return
+        if credentials is None:
+            raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        if not key_matches(credentials.credentials, keys):
+            raise _unauthorized("invalid API key")
+
+    return require_api_key
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(
+        401,
+        message,
+        type=AUTHENTICATION,
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

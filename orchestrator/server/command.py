@@ -1,0 +1,99 @@
+"""`signoria serve`: run the OpenAI-compatible server with uvicorn.
+
+This module is imported by the CLI at every start, so it imports only typer at module
+level; FastAPI, uvicorn and the models load inside `serve`, keeping `signoria ask` fast.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config YAML (default: $SIGNORIA_CONFIG or embedded)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; a non-loopback one needs $SIGNORIA_API_KEYS.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default: $SIGNORIA_DB or SQLite in SIGNORIA_HOME)."
+        ),
+    ] = None,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not record requests in the database.")
+    ] = False,
+    max_concurrent: Annotated[
+        int | None, typer.Option(min=1, help="Requests in flight before 429 (default 32).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(min=1024, help="Largest request body (default 1 MiB).")
+    ] = None,
+    max_messages: Annotated[
+        int | None, typer.Option(min=1, help="Messages per request (default 64).")
+    ] = None,
+    max_tokens_cap: Annotated[
+        int | None, typer.Option(min=1, help="Largest max_tokens a client may ask (default 2048).")
+    ] = None,
+    max_experts_cap: Annotated[
+        int | None, typer.Option(min=1, help="Expert calls per request (default 8).")
+    ] = None,
+    budget_cap_usd: Annotated[
+        float | None, typer.Option(min=0.0, help="USD per request (default none).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve pipelines and experts over an OpenAI-compatible REST API.
+
+    API keys come from $SIGNORIA_API_KEYS (comma-separated), never from a flag.
+    """
+    # Not from a flag because a command line is visible to every user of the machine.
+    from orchestrator.server.settings import ServerConfigError, ServerSettings
+
+    caps = {
+        "max_concurrent": max_concurrent,
+        "max_body_bytes": max_body_bytes,
+        "max_messages": max_messages,
+        "max_tokens_cap": max_tokens_cap,
+        "max_experts_cap": max_experts_cap,
+        "budget_cap_usd": budget_cap_usd,
+    }
+    settings = ServerSettings.from_env(
+        {
+            "host": host,
+            "port": port,
+            "record": not no_record,
+            "db_url": db,
+            "config_source": None if config is None else str(config),
+            **{key: value for key, value in caps.items() if value is not None},
+        }
+    )
+    problem = settings.exposure_problem()
+    if problem:
+        # Before any model loads: refusing should be instant.
+        raise ServerConfigError(problem)
+
+    import uvicorn
+
+    from orchestrator.sdk import Orchestrator
+    from orchestrator.server.app import create_app
+
+    app = create_app(Orchestrator.from_config(config), settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=_log_config())
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging plus Signoria's server logger on the same handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["signoria"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config

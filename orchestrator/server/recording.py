@@ -1,0 +1,86 @@
+"""Recording every chat completion of a server process as one run of kind "serve".
+
+The store is synchronous (SQLAlchemy); each write runs in a worker thread so a slow disk
+never stalls the event loop that serves other requests. A failed write is logged and the
+client still gets its answer: the record serves audit and analysis, and losing one row is
+better than failing a request whose answer already exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.result import AskResult
+
+if TYPE_CHECKING:
+    from orchestrator.storage import Store
+
+log = logging.getLogger("signoria.server")
+
+
+class Recorder:
+    """One run per server process; `record` is safe to call from concurrent requests."""
+
+    def __init__(self, store: Store, run_id: str, *, owns_store: bool) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._owns_store = owns_store
+
+    @classmethod
+    async def start(
+        cls, store: Store | None, db_url: str | None, config: dict[str, Any]
+    ) -> Recorder:
+        """Create the run, opening (and migrating) the store at `db_url` unless one is given;
+        a store opened here is closed by `close`."""
+        owns = store is None
+        if store is None:
+            from orchestrator.storage import Store
+
+            store = await asyncio.to_thread(Store.open, db_url)
+        try:
+            run_id = await asyncio.to_thread(
+                store.create_run,
+                kind="serve",
+                pipeline=None,
+                run_id=None,
+                benchmark=None,
+                data_path=None,
+                config=config,
+            )
+        except BaseException:
+            if owns:
+                store.close()
+            raise
+        log.info("recording requests as run %s", run_id)
+        return cls(store, run_id, owns_store=owns)
+
+    async def record(
+        self, request_id: str, query: str, result: AskResult | None, error: str | None
+    ) -> None:
+        try:
+            await asyncio.to_thread(
+                self.store.record_item,
+                self.run_id,
+                item_key=request_id,
+                query=query,
+                reference=None,
+                result=result,
+                error=error,
+                score=None,
+                extracted=None,
+            )
+        except Exception:
+            log.exception("could not record request %s in run %s", request_id, self.run_id)
+
+    async def finish(self, metrics: dict[str, float | None]) -> None:
+        """Mark the run complete at a graceful shutdown, with what it served."""
+        try:
+            await asyncio.to_thread(self.store.finish_run, self.run_id, metrics)
+        except Exception:
+            log.exception("could not finish run %s", self.run_id)
+
+    async def close(self) -> None:
+        if self._owns_store:
+            await asyncio.to_thread(self.store.close)

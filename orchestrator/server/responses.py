@@ -1,0 +1,115 @@
+"""Turning an `AskResult` into OpenAI response shapes: a completion or a chunk stream.
+
+A pipeline aggregates before it answers, so the whole answer exists before the first
+byte is sent; streaming replays it in a few chunks for clients that only speak SSE,
+which is honest about what it is: the same text, not token-by-token generation.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+from orchestrator.result import AskResult
+from orchestrator.server.schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    CompletionUsage,
+    SignoriaTrace,
+)
+
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+MAX_STREAM_CHUNKS = 8
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def apply_stops(text: str, stops: Sequence[str]) -> str:
+    """Cut the answer at the earliest stop sequence, as an OpenAI server would.
+
+    Pipelines do not take stop sequences, so they are applied to the final answer; the
+    token counts in `usage` still report what the experts really generated.
+    """
+    cut = min((i for s in stops if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def usage_of(result: AskResult) -> CompletionUsage:
+    """Real sums over every call of the request, aggregator calls included: that is what
+    the request cost in tokens."""
+    prompt = sum(c.tokens_in for c in result.calls)
+    completion = sum(c.tokens_out for c in result.calls)
+    return CompletionUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def trace_of(result: AskResult) -> SignoriaTrace:
+    return SignoriaTrace(
+        pipeline=result.pipeline,
+        cost=result.cost,
+        latency_s=result.latency_s,
+        calls=[c.model_dump(mode="json", exclude={"text"}) for c in result.calls],
+        routing=None if result.routing is None else result.routing.model_dump(mode="json"),
+        aggregation=(
+            None if result.aggregation is None else result.aggregation.model_dump(mode="json")
+        ),
+    )
+
+
+def completion(completion_id: str, model: str, answer: str, result: AskResult) -> ChatCompletion:
+    return ChatCompletion(
+        id=completion_id,
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(message=AssistantMessage(content=answer))],
+        usage=usage_of(result),
+        signoria=trace_of(result),
+    )
+
+
+def split_answer(text: str, max_chunks: int = MAX_STREAM_CHUNKS) -> list[str]:
+    """At most `max_chunks` pieces, cut at whitespace, that concatenate back to `text`."""
+    words = _PIECES.findall(text)
+    if not words:
+        return [text] if text else []
+    per_chunk = -(-len(words) // max_chunks)  # ceiling division
+    return ["".join(words[i : i + per_chunk]) for i in range(0, len(words), per_chunk)]
+
+
+def chunk_events(completion_id: str, model: str, answer: str, result: AskResult) -> Iterator[str]:
+    """The SSE lines of a streamed completion: role, content pieces, the final chunk with
+    finish_reason, usage and trace, then `[DONE]`."""
+    created = int(time.time())
+
+    def event(chunk: ChatCompletionChunk) -> str:
+        # `usage: null` mid-stream is what OpenAI sends; the trace only rides the last.
+        exclude = {"signoria"} if chunk.signoria is None else None
+        return f"data: {chunk.model_dump_json(exclude=exclude)}\n\n"
+
+    def chunk(delta: dict[str, str]) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=completion_id, created=created, model=model, choices=[ChunkChoice(delta=delta)]
+        )
+
+    yield event(chunk({"role": "assistant", "content": ""}))
+    for piece in split_answer(answer):
+        yield event(chunk({"content": piece}))
+    yield event(
+        ChatCompletionChunk(
+            id=completion_id,
+            created=created,
+            model=model,
+            choices=[ChunkChoice(delta={}, finish_reason="stop")],
+            usage=usage_of(result),
+            signoria=trace_of(result),
+        )
+    )
+    yield "data: [DONE]\n\n"
