@@ -58,6 +58,10 @@ class ExpertPool(Mapping[str, Expert]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._experts)
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default relies on KeyError, which __getitem__ turns into a clearer error.
+        return name in self._experts
+
     def __len__(self) -> int:
         return len(self._experts)
 

@@ -92,7 +92,6 @@ class Catalog:
         self._experts: dict[str, Pipeline] = {}
 
     def expert_names(self) -> list[str]:
-        # Iterate rather than `in pool`: the pool raises UnknownNameError, not KeyError.
         return list(self.orchestrator.pool)
 
     def resolve(self, model_id: str) -> Target | None:
@@ -100,7 +99,7 @@ class Catalog:
         name = model_id.removeprefix(PIPELINE_PREFIX)
         if name in pipelines:
             return Target("pipeline", name, pipelines[name])
-        if model_id in self.expert_names():
+        if model_id in self.orchestrator.pool:
             if model_id not in self._experts:
                 self._experts[model_id] = expert_pipeline(model_id)
             return Target("expert", model_id, self._experts[model_id])
