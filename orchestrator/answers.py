@@ -79,3 +79,22 @@ def extract_answer(text: str, kind: AnswerKind, query: str = "") -> str | None:
     if kind == "letter":
         return extract_letter(text)
     return normalise_text(text)
+
+
+# Phrases that try to steer whoever reads the text next (an LLM aggregator, a judge)
+# rather than answer the question. Voting aggregators flag such answers so the trace
+# shows the attempt; the answer still counts as exactly one ballot.
+_INJECTION = re.compile(
+    r"ignore\s+(?:all\s+)?(?:the\s+|any\s+)?(?:previous|prior|above)\s+instructions"
+    r"|ignore\s+all\s+previous"
+    r"|disregard\s+(?:all\s+)?(?:of\s+)?the\s+above"
+    r"|system\s+prompt"
+    r"|you\s+are\s+now\b",
+    re.IGNORECASE,
+)
+
+
+def looks_injected(text: str) -> bool:
+    """Whether `text` contains a prompt-injection phrase ("ignore previous instructions",
+    "disregard the above", "system prompt", "you are now", ...)."""
+    return _INJECTION.search(text) is not None

@@ -41,7 +41,8 @@ class Aggregate(BaseModel):
     text: str
     chosen: tuple[int, ...] = ()
     discarded: tuple[int, ...] = ()
-    votes: dict[str, int] = Field(default_factory=dict)
+    # Ballots per answer; weighted votes make them fractional.
+    votes: dict[str, float] = Field(default_factory=dict)
     flagged: tuple[int, ...] = ()
     rounds: int = 1
     error: str | None = None

@@ -1,19 +1,20 @@
 """Majority vote over extracted answers (numbers, MCQ letters, normalised text).
 
 Ties go to the answer that appeared first in routing order, so the same completions give
-the same result on every run.
+the same result on every run. Answers that try to instruct the reader ("ignore previous
+instructions") are flagged but keep their one ballot.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from agents.types import Completion
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.answers import AnswerKind, extract_answer
+from orchestrator.aggregators._voting import cast_ballots, vote_verdict
+from orchestrator.aggregators.protocol import AggregationContext
+from orchestrator.answers import AnswerKind
 from orchestrator.result import Aggregate
 
 
@@ -30,20 +31,5 @@ class MajorityVote:
     async def aggregate(
         self, query: str, completions: Sequence[Completion], ctx: AggregationContext
     ) -> Aggregate:
-        extracted = {
-            i: extract_answer(completions[i].text, self.params.answer, query)
-            for i in answered(completions)
-        }
-        votes = Counter(a for a in extracted.values() if a is not None)
-        if not votes:
-            return nothing_to_aggregate("majority", completions)
-        first_seen = {a: i for i, a in reversed(extracted.items()) if a is not None}
-        winner = max(votes, key=lambda a: (votes[a], -first_seen[a]))
-        chosen = tuple(i for i, a in extracted.items() if a == winner)
-        return Aggregate(
-            aggregator="majority",
-            text=completions[chosen[0]].text,
-            chosen=chosen,
-            discarded=tuple(i for i in range(len(completions)) if i not in chosen),
-            votes=dict(votes),
-        )
+        ballots = cast_ballots(query, completions, self.params.answer)
+        return vote_verdict(completions, ballots).aggregate("majority", completions)

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import Completion, GenerationParams
+from agents.types import Completion
+from orchestrator.aggregators._shared import generation, synthesize_texts, synthesized
 from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.prompts import synthesis_messages
 from orchestrator.result import Aggregate
 
 
@@ -33,22 +33,8 @@ class Synthesize:
         ok = answered(completions)
         if not ok:
             return nothing_to_aggregate("synthesize", completions)
-        params = GenerationParams(
-            max_tokens=self.params.max_tokens or ctx.max_tokens,
-            temperature=self.params.temperature,
-        )
-        messages = synthesis_messages(query, [completions[i].text for i in ok])
-        result = await ctx.call(self.params.model, messages, params)
-        discarded = tuple(i for i in range(len(completions)) if i not in ok)
-        if not result.ok or not result.text:
-            # The aggregator failed: fall back to the first answer rather than nothing.
-            return Aggregate(
-                aggregator="synthesize",
-                text=completions[ok[0]].text,
-                chosen=(ok[0],),
-                discarded=discarded,
-                error=f"aggregator failed ({result.error or 'empty'}); used first answer",
-            )
-        return Aggregate(
-            aggregator="synthesize", text=result.text, chosen=tuple(ok), discarded=discarded
-        )
+        params = generation(ctx, self.params.max_tokens, self.params.temperature)
+        texts = [completions[i].text for i in ok]
+        result = await synthesize_texts(ctx, self.params.model, query, texts, params)
+        # The aggregator failed: fall back to the first answer rather than nothing.
+        return synthesized("synthesize", result, completions, ok, (ok[0], texts[0]))

@@ -1,0 +1,65 @@
+"""Cluster & Inform: cluster the answers as Cluster & Filter does, drop nothing, and tell
+the LLM aggregator which responses are in the minority cluster.
+
+Filtering throws away a minority that happens to be right; informing keeps it and lets
+the aggregator weigh it, marked `note="minority"` on its quote (a mark the experts
+cannot forge: their own delimiters are escaped). The minority is `flagged`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.types import Completion
+from orchestrator.aggregators._shared import generation, synthesize_texts, synthesized
+from orchestrator.aggregators._voting import Verdict, injected, merge_flags
+from orchestrator.aggregators.cluster_filter import split
+from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
+from orchestrator.answers import AnswerKind
+from orchestrator.prompts import DISPUTED_GUIDANCE
+from orchestrator.result import Aggregate
+
+
+class ClusterInformParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="the aggregator model")
+    answer: AnswerKind = "auto"
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
+
+    def model_refs(self) -> dict[str, str]:
+        return {"model": self.model}
+
+
+class ClusterInform:
+    def __init__(self, params: ClusterInformParams) -> None:
+        self.params = params
+
+    async def aggregate(
+        self, query: str, completions: Sequence[Completion], ctx: AggregationContext
+    ) -> Aggregate:
+        ok = answered(completions)
+        if not ok:
+            return nothing_to_aggregate("cluster-inform", completions)
+        parts = split(query, completions, self.params.answer)
+        notes = {pos: "minority" for pos, i in enumerate(ok) if i in parts.dropped}
+        params = generation(ctx, self.params.max_tokens, self.params.temperature)
+        texts = [completions[i].text for i in ok]
+        result = await synthesize_texts(
+            ctx,
+            self.params.model,
+            query,
+            texts,
+            params,
+            notes=notes,
+            guidance=DISPUTED_GUIDANCE if notes else "",
+        )
+        # Without the aggregator, the majority cluster's answer stands in.
+        majority = Verdict(kept=parts.kept, representative=parts.representative)
+        index = majority.answer_index(completions)
+        fallback = (index, completions[ok[0] if index is None else index].text)
+        flagged = merge_flags(parts.dropped, injected(completions))
+        return synthesized("cluster-inform", result, completions, ok, fallback, flagged=flagged)
