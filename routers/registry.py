@@ -1,11 +1,39 @@
-"""Routers by name. A new router is one module, one `register` line here and one test."""
+"""Routers by name. A new router is one module, one `register` line here and one test.
+
+`ROUTERS` are live routers a pipeline config names; `TRAINABLE` are the learned routers
+and baselines that `signoria route train` fits on outcome tables.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agents.plugins import Registry, Strategy
+from routers.baselines import (
+    BestSingle,
+    Cheapest,
+    KNNRouter,
+    MatrixFactorisation,
+    MLPRouter,
+    RandomRouter,
+    SVMRouter,
+)
 from routers.fixed import FixedRouter, FixedRouterParams
+from routers.learned import TrainableRouter
 from routers.protocol import Router
 
 ROUTERS: Registry[Strategy[Router]] = Registry("router")
+TRAINABLE: Registry[Callable[[], TrainableRouter]] = Registry("trainable router")
 
 ROUTERS.register("fixed", Strategy(params=FixedRouterParams, build=FixedRouter))
+
+for _cls in (
+    RandomRouter,
+    BestSingle,
+    Cheapest,
+    KNNRouter,
+    MLPRouter,
+    SVMRouter,
+    MatrixFactorisation,
+):
+    TRAINABLE.register(_cls.name, _cls)
