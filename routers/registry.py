@@ -19,6 +19,7 @@ from routers.baselines import (
     SVMRouter,
 )
 from routers.fixed import FixedRouter, FixedRouterParams
+from routers.graph import GraphRouter
 from routers.learned import TrainableRouter
 from routers.protocol import Router
 
@@ -37,3 +38,4 @@ for _cls in (
     MatrixFactorisation,
 ):
     TRAINABLE.register(_cls.name, _cls)
+TRAINABLE.register(GraphRouter.name, GraphRouter)

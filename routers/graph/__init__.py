@@ -1,0 +1,10 @@
+"""GraphRouter: LLM selection as edge prediction on a task / query / LLM graph.
+
+`features` builds the heterogeneous graph, `model` is the GNN, `trainer` the masked
+training loop and `router` the TrainableRouter registered as "graph".
+"""
+
+from routers.graph.router import GraphRouter
+from routers.graph.trainer import GraphConfig
+
+__all__ = ["GraphConfig", "GraphRouter"]

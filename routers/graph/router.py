@@ -1,0 +1,118 @@
+"""GraphRouter (Feng et al., ICLR 2025) as a TrainableRouter: routing as edge prediction.
+
+A routed query becomes a new query node, joined to the task node its nearest training
+queries belong to and to every LLM of the *routing* context by an unobserved edge; one
+graph pass scores every (query, LLM) pair of the whole batch. LLM nodes are rebuilt from
+`ctx.info` each time, so a model that was absent from training is routed from its
+description and prices alone, without retraining.
+
+`readout="reward"` (default, the paper's) returns the reward logits the network was
+trained on: they already fold in the trade-off it was trained at. `readout="quality"`
+returns `ctx.utility(predicted effect)`, which follows the routing context's trade-off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+from routers.data import RoutingTable
+from routers.graph.features import (
+    TrainingGraph,
+    assign_tasks,
+    build_graph,
+    llm_nodes,
+    training_graph,
+)
+from routers.graph.model import GraphRouterNet
+from routers.graph.trainer import GraphConfig, train
+from routers.learned import RouterContext
+
+WEIGHTS = "graph_router.pt"
+CONFIG = "graph_router.json"
+
+
+class GraphRouter:
+    name: ClassVar[str] = "graph"
+
+    def __init__(
+        self, config: GraphConfig | None = None, readout: Literal["reward", "quality"] = "reward"
+    ) -> None:
+        self.config = config or GraphConfig()
+        self.readout = readout
+        self.graph: TrainingGraph | None = None
+        self.net: GraphRouterNet | None = None
+
+    def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
+        graph = training_graph(table.queries, table.tasks, table.scores, table.costs, ctx)
+        llms = llm_nodes(ctx, graph)
+        self.net = train(graph, llms, ctx.reward(table), self.config, ctx.seed)
+        self.graph = graph
+
+    def _trained(self) -> tuple[TrainingGraph, GraphRouterNet]:
+        if self.graph is None or self.net is None:
+            raise RuntimeError("GraphRouter is not trained: call fit or load first")
+        return self.graph, self.net
+
+    def predict(self, queries: Sequence[str], ctx: RouterContext) -> torch.Tensor:
+        """[n, len(ctx.models), 2]: (reward logit, effect logit) per query and model."""
+        graph, net = self._trained()
+        x = torch.tensor(ctx.features(queries), dtype=torch.float32)
+        tasks = assign_tasks(graph, x, self.config.knn)
+        llms = llm_nodes(ctx, graph)
+        observed = torch.ones(graph.n_queries, dtype=torch.bool)
+        batch = build_graph(graph, llms, observed, extra_x=x, extra_task=tasks)
+        with torch.no_grad():
+            out: torch.Tensor = net(batch, llms.expected_cost)
+        return out
+
+    def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        if not queries:
+            return np.zeros((0, len(ctx.models)))
+        out = self.predict(queries, ctx)
+        if self.readout == "quality":
+            return ctx.utility(torch.sigmoid(out[..., 1]).numpy().astype(float))
+        logits: np.ndarray = out[..., 0].numpy().astype(float)
+        return logits
+
+    def save(self, directory: Path) -> None:
+        graph, net = self._trained()
+        torch.save({"state": net.state_dict(), "graph": graph.tensors()}, directory / WEIGHTS)
+        meta = {
+            "config": self.config.model_dump(),
+            "readout": self.readout,
+            "task_names": graph.task_names,
+            "models": graph.models,
+            "cost_scale": graph.cost_scale,
+            "price_scale": graph.price_scale,
+        }
+        (directory / CONFIG).write_text(json.dumps(meta, indent=2))
+
+    def load(self, directory: Path, ctx: RouterContext) -> None:
+        meta = json.loads((directory / CONFIG).read_text())
+        saved = torch.load(directory / WEIGHTS, weights_only=True)
+        tensors = saved["graph"]
+        self.config = GraphConfig.model_validate(meta["config"])
+        self.readout = meta["readout"]
+        self.graph = TrainingGraph(
+            query_x=tensors["query_x"],
+            query_task=tensors["query_task"],
+            task_x=tensors["task_x"],
+            task_names=list(meta["task_names"]),
+            models=list(meta["models"]),
+            scores=tensors["scores"],
+            costs=tensors["costs"],
+            cost_scale=float(meta["cost_scale"]),
+            price_scale=float(meta["price_scale"]),
+        )
+        net = GraphRouterNet(
+            int(self.graph.query_x.shape[1]), hidden=self.config.hidden, dropout=self.config.dropout
+        )
+        net.load_state_dict(saved["state"])
+        net.eval()
+        self.net = net

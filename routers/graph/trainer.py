@@ -1,0 +1,87 @@
+"""Full-batch training of the GraphRouter network with masked supervision edges.
+
+Each epoch splits the training queries at random into *message* queries (their outcomes
+are visible on their edges and flow through the graph) and *supervised* queries (their
+edges are masked exactly like a routed query's, and the network must predict which LLM
+has the best reward for them). Without the mask the label would sit on the query's own
+edges and the network would learn to read it instead of predicting it.
+
+With probability `hide_llm` an epoch also hides one LLM's whole track record, so the
+network learns to score an LLM from its description and prices alone: the situation of a
+model that was never in the training table (inductive routing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from routers.graph.features import LLMNodes, TrainingGraph, build_graph
+from routers.graph.model import GraphRouterNet
+
+
+class GraphConfig(BaseModel):
+    """Hyper-parameters; saved with the weights so that a loaded router is the same one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hidden: int = Field(default=64, ge=4)
+    epochs: int = Field(default=200, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-5, ge=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    supervised_fraction: float = Field(default=0.3, gt=0, lt=1)
+    hide_llm: float = Field(default=0.3, ge=0, le=1)
+    effect_weight: float = Field(default=0.5, ge=0)
+    knn: int = Field(default=10, ge=1)
+
+
+def soft_target(reward: np.ndarray) -> torch.Tensor:
+    """Uniform over the reward-best LLMs of each query: ties (every model right, or all
+    wrong at equal cost) are common with 0/1 scores and must not pick one arbitrarily."""
+    best = reward >= reward.max(axis=1, keepdims=True) - 1e-9
+    target = best / best.sum(axis=1, keepdims=True)
+    return torch.tensor(target, dtype=torch.float32)
+
+
+def train(
+    graph: TrainingGraph,
+    llms: LLMNodes,
+    reward: np.ndarray,
+    config: GraphConfig,
+    seed: int,
+) -> GraphRouterNet:
+    """Fit a fresh network; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    in_dim = int(graph.query_x.shape[1])
+    net = GraphRouterNet(in_dim, hidden=config.hidden, dropout=config.dropout)
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    target = soft_target(reward)
+    effect = graph.scores
+    n, n_llm = graph.n_queries, llms.x.shape[0]
+    net.train()
+    for _ in range(config.epochs):
+        observed = torch.rand(n, generator=generator) >= config.supervised_fraction
+        if bool(observed.all()):
+            observed[int(torch.randint(n, (1,), generator=generator))] = False
+        hidden: int | None = None
+        if n_llm > 1 and float(torch.rand(1, generator=generator)) < config.hide_llm:
+            hidden = int(torch.randint(n_llm, (1,), generator=generator))
+        batch = build_graph(graph, llms, observed, hidden_llm=hidden)
+        out = net(batch, llms.expected_cost)
+        idx = batch.receivers
+        log_p = torch.log_softmax(out[..., 0], dim=1)
+        loss = -(target[idx] * log_p).sum(dim=1).mean()
+        if config.effect_weight > 0:
+            loss = (
+                loss
+                + config.effect_weight
+                * torch.nn.functional.binary_cross_entropy_with_logits(out[..., 1], effect[idx])
+            )
+        optimiser.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+    net.eval()
+    return net
