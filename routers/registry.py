@@ -18,15 +18,18 @@ from routers.baselines import (
     RandomRouter,
     SVMRouter,
 )
+from routers.cost_aware import CascadeRouter, ParetoRouter, ThresholdRouter
 from routers.fixed import FixedRouter, FixedRouterParams
 from routers.graph import GraphRouter
 from routers.learned import TrainableRouter
 from routers.protocol import Router
+from routers.skills import SkillsLiveParams, SkillsLiveRouter, SkillsRouter
 
 ROUTERS: Registry[Strategy[Router]] = Registry("router")
 TRAINABLE: Registry[Callable[[], TrainableRouter]] = Registry("trainable router")
 
 ROUTERS.register("fixed", Strategy(params=FixedRouterParams, build=FixedRouter))
+ROUTERS.register("skills", Strategy(params=SkillsLiveParams, build=SkillsLiveRouter))
 
 for _cls in (
     RandomRouter,
@@ -39,3 +42,7 @@ for _cls in (
 ):
     TRAINABLE.register(_cls.name, _cls)
 TRAINABLE.register(GraphRouter.name, GraphRouter)
+TRAINABLE.register(SkillsRouter.name, SkillsRouter)
+TRAINABLE.register(ThresholdRouter.name, ThresholdRouter)
+TRAINABLE.register(ParetoRouter.name, ParetoRouter)
+TRAINABLE.register(CascadeRouter.name, CascadeRouter)

@@ -1,0 +1,260 @@
+"""Cost-aware selection on top of a quality predictor: threshold, Pareto-under-budget and
+cascade routers.
+
+All three reuse a baseline quality predictor (`routers.baselines`: kNN, MLP or matrix
+factorisation) read with a performance-only context, so its utilities are its predicted
+scores; they differ only in the policy applied to those predictions:
+
+- threshold (RouteLLM): two models, strong = best mean training score, weak = cheapest.
+  Preference = predicted gain of strong over weak; a query goes to the strong model when
+  its preference reaches a threshold calibrated as a quantile of the traffic's
+  preferences, so a chosen share of calls (the cost knob) goes to the strong model.
+- pareto: the best predicted model among those whose expected cost fits a per-query
+  budget (default: the median model's expected cost); the cheapest if none fits.
+- cascade: answer with the cheapest model unless it is predicted weak (below a threshold)
+  or the two cheapest models are predicted to disagree on correctness; then escalate to
+  the best predicted model. Offline, "disagree" is on predicted correctness: the query
+  alone reaches a router, not the cheap models' live answers (see docs/routers.md).
+
+These policies encode their decision as one-hot utilities (1 for the chosen model): the
+trade-off of the context is deliberately not applied, the policy is the trade-off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routers.baselines import KNNRouter, MatrixFactorisation, MLPRouter
+from routers.data import RoutingTable
+from routers.embedding import text_key
+from routers.learned import RouterContext, TradeOff, TrainableRouter
+
+PREDICTORS: dict[str, Callable[[], TrainableRouter]] = {
+    KNNRouter.name: KNNRouter,
+    MLPRouter.name: MLPRouter,
+    MatrixFactorisation.name: MatrixFactorisation,
+}
+CORRECT = 0.5  # predicted score at or above which a model is predicted right
+
+
+def quality_context(ctx: RouterContext) -> RouterContext:
+    """The same context with alpha=1, beta=0: a quality predictor's utilities are then
+    exactly its predicted scores (same embedder, so no query is embedded twice)."""
+    return dataclasses.replace(ctx, trade_off=TradeOff(alpha=1.0, beta=0.0))
+
+
+def one_hot(choice: np.ndarray, models: int) -> np.ndarray:
+    out = np.zeros((len(choice), models))
+    out[np.arange(len(choice)), choice] = 1.0
+    return out
+
+
+def tie_break(queries: Sequence[str]) -> np.ndarray:
+    """A tiny, stable per-query offset (< 1e-6) so quantile thresholds split tied
+    predictions instead of sending a whole tied block one way."""
+    return np.array([int(text_key(q)[:8], 16) / 16**8 * 1e-6 for q in queries])
+
+
+def calibrate_threshold(scores: np.ndarray, share: float) -> float:
+    """The threshold that sends round(share * n) of `scores` (those >= it) to the strong
+    model: midway between the k-th and (k+1)-th highest scores."""
+    ranked = np.sort(np.asarray(scores, dtype=float))[::-1]
+    n = len(ranked)
+    k = round(share * n)
+    if n == 0:
+        return 0.0
+    if k <= 0:
+        return float(ranked[0]) + 1.0
+    if k >= n:
+        return float(ranked[-1])
+    return float((ranked[k - 1] + ranked[k]) / 2.0)
+
+
+def pareto_utilities(quality: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
+    """Finite utilities whose argmax is the best predicted model within `budget`
+    (ties to the cheaper); when no model fits, the cheapest model."""
+    scale = float(cost.max()) if cost.size and cost.max() > 0 else 1.0
+    norm = cost / scale
+    fits = cost <= budget
+    # Feasible: quality in [0, 1]. Infeasible: below -1, cheaper ranked higher.
+    inside = quality - 1e-9 * norm[None, :]
+    outside = np.broadcast_to(-1.0 - norm[None, :], quality.shape)
+    out: np.ndarray = np.where(fits[None, :], inside, outside)
+    return out
+
+
+def cascade_choice(
+    quality: np.ndarray, cheap: int, second: int, threshold: float, disagreement: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen model per row, escalated per row). Escalate when the cheap model's
+    predicted score is below `threshold`, or (with `disagreement`) when the cheapest two
+    are predicted to disagree on correctness; escalation goes to the best predicted."""
+    escalate = quality[:, cheap] < threshold
+    if disagreement:
+        escalate |= (quality[:, cheap] >= CORRECT) != (quality[:, second] >= CORRECT)
+    best = np.argmax(quality, axis=1)
+    choice: np.ndarray = np.where(escalate, best, cheap)
+    return choice, escalate
+
+
+class _PredictedQuality:
+    """Shared by the three: fit and persist the predictor, predict quality; subclasses
+    add a policy with `fit_policy`, `state` and `set_state`."""
+
+    name: ClassVar[str] = "predicted-quality"
+
+    def __init__(self, predictor: str = "knn") -> None:
+        self.predictor_name = predictor
+        self.predictor: TrainableRouter = PREDICTORS[predictor]()
+
+    def quality(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        """[n, m] predicted score per model."""
+        return self.predictor.utilities(queries, quality_context(ctx))
+
+    def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
+        self.predictor.fit(table, quality_context(ctx))
+        self.fit_policy(table, ctx)
+
+    def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> None:
+        (directory / "predictor").mkdir(parents=True, exist_ok=True)
+        self.predictor.save(directory / "predictor")
+        policy = {"predictor": self.predictor_name, **self.state()}
+        (directory / "policy.json").write_text(json.dumps(policy))
+
+    def load(self, directory: Path, ctx: RouterContext) -> None:
+        policy = json.loads((directory / "policy.json").read_text())
+        self.predictor_name = str(policy.pop("predictor"))
+        self.predictor = PREDICTORS[self.predictor_name]()
+        self.predictor.load(directory / "predictor", ctx)
+        self.set_state(policy)
+
+
+class ThresholdRouter(_PredictedQuality):
+    name: ClassVar[str] = "threshold"
+
+    def __init__(self, predictor: str = "mlp", share: float = 0.5) -> None:
+        super().__init__(predictor)
+        self.share = share
+        self.strong = 0
+        self.weak = 0
+        self.threshold = 0.0
+        self.train_scores = np.zeros(0)
+
+    def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
+        mean = table.scores.mean(axis=0)
+        self.strong = int(np.lexsort((ctx.expected_cost, -mean))[0])
+        others = [j for j in range(len(ctx.models)) if j != self.strong] or [self.strong]
+        self.weak = min(others, key=lambda j: float(ctx.expected_cost[j]))
+        self.train_scores = self.preference(table.queries, ctx)
+        self.calibrate(self.share)
+
+    def preference(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        """Predicted score gain of strong over weak (higher: send to strong)."""
+        q = self.quality(queries, ctx)
+        gain: np.ndarray = q[:, self.strong] - q[:, self.weak] + tie_break(queries)
+        return gain
+
+    def calibrate(self, share: float, scores: np.ndarray | None = None) -> float:
+        """Set the threshold so that `share` of the traffic goes to the strong model;
+        traffic = the training queries' preferences unless `scores` are given."""
+        self.share = share
+        traffic = self.train_scores if scores is None else scores
+        self.threshold = calibrate_threshold(traffic, share)
+        return self.threshold
+
+    def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        strong = self.preference(queries, ctx) >= self.threshold
+        return one_hot(np.where(strong, self.strong, self.weak), len(ctx.models))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "share": self.share,
+            "threshold": self.threshold,
+            "strong": self.strong,
+            "weak": self.weak,
+            "train_scores": self.train_scores.tolist(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.share = float(state["share"])
+        self.threshold = float(state["threshold"])
+        self.strong, self.weak = int(state["strong"]), int(state["weak"])
+        self.train_scores = np.asarray(state["train_scores"], dtype=float)
+
+
+class ParetoRouter(_PredictedQuality):
+    name: ClassVar[str] = "pareto"
+
+    def __init__(self, predictor: str = "knn", budget_usd: float | None = None) -> None:
+        super().__init__(predictor)
+        self.budget_usd = budget_usd
+
+    def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
+        if self.budget_usd is None:
+            self.budget_usd = float(np.median(ctx.expected_cost))
+
+    def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        budget = float(np.median(ctx.expected_cost)) if self.budget_usd is None else self.budget_usd
+        return pareto_utilities(self.quality(queries, ctx), ctx.expected_cost, budget)
+
+    def state(self) -> dict[str, Any]:
+        return {"budget_usd": self.budget_usd}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        budget = state["budget_usd"]
+        self.budget_usd = None if budget is None else float(budget)
+
+
+class CascadeRouter(_PredictedQuality):
+    name: ClassVar[str] = "cascade"
+
+    def __init__(
+        self, predictor: str = "knn", threshold: float = 0.5, disagreement: bool = True
+    ) -> None:
+        super().__init__(predictor)
+        self.threshold = threshold
+        self.disagreement = disagreement
+        self.cheap = 0
+        self.second = 0
+
+    def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
+        order = np.argsort(ctx.expected_cost, kind="stable")
+        self.cheap = int(order[0])
+        self.second = int(order[1]) if len(order) > 1 else self.cheap
+
+    def decide(self, queries: Sequence[str], ctx: RouterContext) -> tuple[np.ndarray, np.ndarray]:
+        """(chosen model index, escalated) per query."""
+        return cascade_choice(
+            self.quality(queries, ctx), self.cheap, self.second, self.threshold, self.disagreement
+        )
+
+    def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        return one_hot(self.decide(queries, ctx)[0], len(ctx.models))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "disagreement": self.disagreement,
+            "cheap": self.cheap,
+            "second": self.second,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.threshold = float(state["threshold"])
+        self.disagreement = bool(state["disagreement"])
+        self.cheap, self.second = int(state["cheap"]), int(state["second"])
