@@ -32,6 +32,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="The expert pool.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.command()(serve)
+route_app = typer.Typer(help="Learned routers: train and evaluate.", no_args_is_help=True)
+app.add_typer(route_app, name="route")
 eval_app = typer.Typer(help="Benchmark runs: run, report, compare, export.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -143,6 +145,51 @@ def models_pull(
             if not hasattr(expert, "model_path"):
                 fail(f"model {name!r} has no local file to pull")
             out.print(f"{name}: {expert.model_path()}", markup=False)
+
+
+@route_app.command("train")
+def route_train(
+    router: Annotated[str, typer.Option(help="graph, skills, knn, mlp, svm, mf, ...")],
+    train: Annotated[Path, typer.Option(help="Routing-outcome table (JSONL)")],
+    models: Annotated[Path, typer.Option(help="Models file (JSON)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory")],
+    scenario: Annotated[str | None, typer.Option(help="performance, balanced or cost")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Weight of quality")] = None,
+    beta: Annotated[float | None, typer.Option(help="Weight of normalised cost")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="First N rows only")] = None,
+) -> None:
+    """Train a router and the baselines on an outcome table; save a self-contained artifact."""
+    from routers.commands import train_command
+
+    train_command(
+        router=router,
+        train=train,
+        models=models,
+        out_dir=out_dir,
+        scenario=scenario,
+        alpha=alpha,
+        beta=beta,
+        seed=seed,
+        limit=limit,
+    )
+
+
+@route_app.command("eval")
+def route_eval(
+    artifact: Annotated[Path, typer.Option(help="Artifact directory from route train")],
+    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL)")],
+    models: Annotated[Path | None, typer.Option(help="Models file (for unseen models)")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Cost-quality plot (PNG)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Router and every baseline on the same held-out rows: quality, cost, call share."""
+    from routers.commands import eval_command
+
+    eval_command(
+        artifact=artifact, test=test, models=models, as_json=as_json, plot_path=plot, limit=limit
+    )
 
 
 # The eval commands import `evals` lazily: the one import against the layer direction.

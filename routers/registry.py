@@ -22,6 +22,7 @@ from routers.cost_aware import CascadeRouter, ParetoRouter, ThresholdRouter
 from routers.fixed import FixedRouter, FixedRouterParams
 from routers.graph import GraphRouter
 from routers.learned import TrainableRouter
+from routers.live import LearnedRouter, LearnedRouterParams
 from routers.protocol import Router
 from routers.skills import SkillsLiveParams, SkillsLiveRouter, SkillsRouter
 
@@ -29,6 +30,7 @@ ROUTERS: Registry[Strategy[Router]] = Registry("router")
 TRAINABLE: Registry[Callable[[], TrainableRouter]] = Registry("trainable router")
 
 ROUTERS.register("fixed", Strategy(params=FixedRouterParams, build=FixedRouter))
+ROUTERS.register("learned", Strategy(params=LearnedRouterParams, build=LearnedRouter))
 ROUTERS.register("skills", Strategy(params=SkillsLiveParams, build=SkillsLiveRouter))
 
 for _cls in (
@@ -41,8 +43,8 @@ for _cls in (
     MatrixFactorisation,
 ):
     TRAINABLE.register(_cls.name, _cls)
-TRAINABLE.register(GraphRouter.name, GraphRouter)
 TRAINABLE.register(SkillsRouter.name, SkillsRouter)
 TRAINABLE.register(ThresholdRouter.name, ThresholdRouter)
 TRAINABLE.register(ParetoRouter.name, ParetoRouter)
 TRAINABLE.register(CascadeRouter.name, CascadeRouter)
+TRAINABLE.register(GraphRouter.name, GraphRouter)

@@ -1,0 +1,103 @@
+"""`signoria route train|eval`: thin wrappers that load data, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from routers.artifact import read_config, train_artifact
+from routers.data import ModelEntry, load_models, load_table
+from routers.evaluate import evaluate, plot
+from routers.learned import TradeOff
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def trade_off(scenario: str | None, alpha: float | None, beta: float | None) -> TradeOff:
+    if scenario is not None and (alpha is not None or beta is not None):
+        raise ValueError("give either --scenario or --alpha/--beta, not both")
+    if alpha is not None or beta is not None:
+        return TradeOff(alpha=1.0 if alpha is None else alpha, beta=0.0 if beta is None else beta)
+    return TradeOff.scenario(scenario or "balanced")
+
+
+def train_command(
+    *,
+    router: str,
+    train: Path,
+    models: Path,
+    out_dir: Path,
+    scenario: str | None,
+    alpha: float | None,
+    beta: float | None,
+    seed: int,
+    limit: int | None,
+) -> None:
+    table = load_table(train, load_models(models), limit=limit)
+    t0 = time.perf_counter()
+    timings = train_artifact(
+        router,
+        table,
+        trade_off(scenario, alpha, beta),
+        out_dir,
+        seed=seed,
+        source={"train": str(train), "models": str(models)},
+    )
+    err.print(
+        f"trained {router} and {len(timings) - 1} baselines on {len(table)} rows in "
+        f"{time.perf_counter() - t0:.1f}s ({router}: {timings[router]:.1f}s)"
+    )
+    out.print(str(out_dir))
+
+
+def _money(value: float | None) -> str:
+    return "null" if value is None else f"{value:.4f}"
+
+
+def eval_command(
+    *,
+    artifact: Path,
+    test: Path,
+    models: Path | None,
+    as_json: bool,
+    plot_path: Path | None,
+    limit: int | None,
+) -> None:
+    config = read_config(artifact)
+    # Without --models, the artifact's own model descriptions and prices are used.
+    info = (
+        load_models(models)
+        if models
+        else {m: ModelEntry.model_validate(v) for m, v in config["info"].items()}
+    )
+    table = load_table(test, info, limit=limit)
+    result = evaluate(artifact, table)
+    if plot_path is not None:
+        plot(result, plot_path)
+    if as_json:
+        print(json.dumps(result))
+        return
+    grid = Table(
+        title=f"{result['router']} on {result['n']} rows "
+        f"(alpha={result['trade_off']['alpha']}, beta={result['trade_off']['beta']})",
+        box=None,
+    )
+    for column in ("router", "reward", "quality", "cost", "top call share"):
+        grid.add_column(column)
+    for name, r in {result["router"]: result, **result["baselines"]}.items():
+        top = max(r["call_share"].items(), key=lambda kv: kv[1])
+        grid.add_row(
+            name,
+            f"{r['reward']:.4f}",
+            f"{r['quality']:.4f}",
+            _money(r["cost"]),
+            f"{top[0]} {100 * top[1]:.0f}%",
+        )
+    out.print(grid)
+    if result["cost_estimated"]:
+        out.print("costs are estimated from list prices and token estimates (none recorded)")

@@ -1,0 +1,115 @@
+"""Evaluate an artifact's router and every baseline on the same held-out rows.
+
+Rows are scored with the outcomes recorded for the chosen model: quality is its score,
+cost its recorded (or price-estimated) cost, reward the trained trade-off. The oracle
+reads the outcomes and is the upper bound. A model in the test table that the artifact
+never saw can only be chosen by an inductive router (one with `inductive = True`, which
+builds the model from its description); the others simply cannot pick it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routers.artifact import load_artifact, read_config
+from routers.data import ModelEntry, RoutingTable
+from routers.learned import RouterContext, TrainableRouter
+from routers.metrics import summarise, two_model_report
+
+
+def _price(entry: ModelEntry) -> float | None:
+    if entry.input_price is None or entry.output_price is None:
+        return None
+    return (entry.input_price + entry.output_price) / 2
+
+
+def extended_context(
+    ctx: RouterContext, models: tuple[str, ...], info: dict[str, ModelEntry]
+) -> RouterContext:
+    """`ctx` over `models`; an unseen model's expected cost is scaled from the known
+    models' by list price (an estimate: it has no recorded calls to average)."""
+    known = dict(zip(ctx.models, ctx.expected_cost, strict=True))
+    ratios = [
+        cost / p
+        for m, cost in known.items()
+        if (p := _price(info.get(m, ctx.info.get(m, ModelEntry())))) and cost > 0
+    ]
+    per_price = float(np.mean(ratios)) if ratios else 0.0
+    expected = np.array(
+        [known[m] if m in known else (_price(info[m]) or 0.0) * per_price for m in models]
+    )
+    return dataclasses.replace(
+        ctx, models=models, info={**ctx.info, **info}, expected_cost=expected
+    )
+
+
+def aligned_utilities(
+    router: TrainableRouter, ctx: RouterContext, table: RoutingTable, info: dict[str, ModelEntry]
+) -> np.ndarray:
+    """Utilities over `table.models`; -inf where the router cannot choose a model."""
+    if getattr(router, "inductive", False):
+        ctx = extended_context(ctx, table.models, info)
+    raw = router.utilities(table.queries, ctx)
+    out = np.full((len(table), len(table.models)), -np.inf)
+    for j, model in enumerate(ctx.models):
+        if model in table.models:
+            out[:, table.models.index(model)] = raw[:, j]
+    return out
+
+
+def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
+    config = read_config(artifact)
+    router, ctx = load_artifact(artifact)
+    info = dict(test.info)
+    scored = extended_context(ctx, test.models, info)  # costs normalised as in training
+    reward = scored.reward(test)
+
+    def report(r: TrainableRouter, c: RouterContext) -> dict[str, Any]:
+        choice = np.argmax(aligned_utilities(r, c, test, info), axis=1)
+        return summarise(test, choice, reward)
+
+    result: dict[str, Any] = {"router": config["router"], "n": len(test), **report(router, ctx)}
+    result["baselines"] = {}
+    for name in config["baselines"]:
+        baseline, bctx = load_artifact(artifact, name)
+        result["baselines"][name] = report(baseline, bctx)
+    result["baselines"]["oracle"] = summarise(test, np.argmax(reward, axis=1), reward)
+    result["trade_off"] = config["trade_off"]
+    result["cost_estimated"] = bool(config.get("cost_estimated") or test.cost_estimated)
+    result["unseen_models"] = [m for m in test.models if m not in ctx.models]
+    if len(test.models) == 2:
+        strong = int(np.argmax(test.scores.mean(axis=0)))
+        utilities = aligned_utilities(router, ctx, test, info)
+        preference = utilities[:, strong] - utilities[:, 1 - strong]
+        result["two_model"] = two_model_report(test, strong, 1 - strong, preference)
+    return result
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """The cost-quality plane: the router, every baseline and the oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = {result["router"]: result, **result["baselines"]}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in points.items():
+        if r["cost"] is None:
+            continue
+        marker = "*" if name == result["router"] else "o"
+        ax.scatter(r["cost"], r["quality"], marker=marker, s=120 if marker == "*" else 40)
+        ax.annotate(
+            name, (r["cost"], r["quality"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
+    estimated = " (estimated from prices)" if result["cost_estimated"] else ""
+    ax.set_xlabel(f"total cost, USD{estimated}")
+    ax.set_ylabel("quality (mean score)")
+    ax.set_title(f"{result['router']} vs baselines, n={result['n']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
