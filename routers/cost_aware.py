@@ -9,6 +9,10 @@ scores; they differ only in the policy applied to those predictions:
   Preference = predicted gain of strong over weak; a query goes to the strong model when
   its preference reaches a threshold calibrated as a quantile of the traffic's
   preferences, so a chosen share of calls (the cost knob) goes to the strong model.
+  Its predictor defaults to the MLP: kNN and MF reproduce the training labels on
+  training queries, so a quantile of their in-sample preferences says little about
+  new traffic; pass `calibrate(share, scores=router.preference(traffic, ctx))` to
+  calibrate on real, unlabelled traffic instead.
 - pareto: the best predicted model among those whose expected cost fits a per-query
   budget (default: the median model's expected cost); the cheapest if none fits.
 - cascade: answer with the cheapest model unless it is predicted weak (below a threshold)
