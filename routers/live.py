@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,22 @@ from routers.learned import RouterContext, TrainableRouter
 from routers.protocol import Assignment, RoutingDecision
 
 
+def resolve_artifact(path: Path) -> Path:
+    """An absolute path as is; a relative one against the shipped `configs/` folder first
+    (so a config's `artifacts/...` works from any directory), then the working directory."""
+    path = path.expanduser()
+    if path.is_absolute():
+        return path
+    shipped = Path(str(resources.files("configs"))) / path
+    return shipped if shipped.exists() else path
+
+
 class LearnedRouterParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    artifact: Path = Field(description="directory written by `signoria route train`")
+    artifact: Path = Field(
+        description="directory written by `signoria route train`; relative: under configs/"
+    )
     router: str | None = Field(default=None, description="default: the artifact's router")
     k: int = Field(default=1, ge=1, description="how many of the best models to call")
 
@@ -38,7 +51,7 @@ class LearnedRouter:
         # imported here because the artifact module needs this package's registry.
         from routers.artifact import load_artifact
 
-        return load_artifact(self.params.artifact.expanduser(), self.params.router)
+        return load_artifact(resolve_artifact(self.params.artifact), self.params.router)
 
     async def route(
         self, query: str, pool: Mapping[str, Expert], *, budget_usd: float | None
