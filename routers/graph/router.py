@@ -6,9 +6,12 @@ graph pass scores every (query, LLM) pair of the whole batch. LLM nodes are rebu
 `ctx.info` each time, so a model that was absent from training is routed from its
 description and prices alone, without retraining.
 
-`readout="reward"` (default, the paper's) returns the reward logits the network was
-trained on: they already fold in the trade-off it was trained at. `readout="quality"`
-returns `ctx.utility(predicted effect)`, which follows the routing context's trade-off.
+The network is trained on both of the paper's targets (see `trainer`), and has two
+readouts. `readout="reward"` (the paper's) returns the reward logits: they fold in the
+trade-off the router was trained at, and rank LLMs by how often each is the reward-best.
+`readout="quality"` (default) returns `ctx.utility(predicted effect)`: expected reward
+under the routing context's trade-off. On both shared tables the quality readout gave
+the higher test reward (docs/benchmarks.md, GraphRouter section), hence the default.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from routers.graph.features import (
     training_graph,
 )
 from routers.graph.model import GraphRouterNet
-from routers.graph.trainer import GraphConfig, train
+from routers.graph.trainer import GraphConfig, cpu_mode, train
 from routers.learned import RouterContext
 
 WEIGHTS = "graph_router.pt"
@@ -41,7 +44,7 @@ class GraphRouter:
     name: ClassVar[str] = "graph"
 
     def __init__(
-        self, config: GraphConfig | None = None, readout: Literal["reward", "quality"] = "reward"
+        self, config: GraphConfig | None = None, readout: Literal["reward", "quality"] = "quality"
     ) -> None:
         self.config = config or GraphConfig()
         self.readout = readout
@@ -67,7 +70,7 @@ class GraphRouter:
         llms = llm_nodes(ctx, graph)
         observed = torch.ones(graph.n_queries, dtype=torch.bool)
         batch = build_graph(graph, llms, observed, extra_x=x, extra_task=tasks)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_mode():
             out: torch.Tensor = net(batch, llms.expected_cost)
         return out
 
