@@ -44,7 +44,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", required=True)
     parser.add_argument("--router", default="knn")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--table-out", type=Path, default=ROOT / "local_outcomes.jsonl")
+    parser.add_argument(
+        "--table-out", type=Path, default=ROOT / "benchmarks" / "results" / "local_outcomes.jsonl"
+    )
     args = parser.parse_args()
 
     store = Store.open(args.db)

@@ -59,3 +59,16 @@ def test_real_timeout_falls_back_to_another_local_model(orchestrator: Orchestrat
     assert "timeout" in first.error
     assert fallback.expert == "smollm2-135m" and fallback.role == "fallback"
     assert fallback.error is None and result.answer
+
+
+def test_routed_pipeline_uses_the_shipped_artifact_on_real_models() -> None:
+    from tests.conftest import DEFAULT_CONFIG
+
+    with Orchestrator.from_config(DEFAULT_CONFIG) as orch:
+        result = orch.ask("What is 2 + 2? Reply with the number only.", pipeline="routed")
+    assert result.routing is not None and result.routing.router == "learned"
+    chosen = result.routing.assignments[0].expert
+    assert chosen in {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
+    assert set(result.routing.scores) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b",
+                                          "smollm2-135m"}
+    assert result.calls[0].expert == chosen and result.answer
