@@ -8,10 +8,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from agents.types import Completion, GenerationParams, Message
 from orchestrator.aggregators.protocol import AggregationContext
 from orchestrator.prompts import synthesis_messages
 from orchestrator.result import Aggregate
+
+
+class OneModelParams(BaseModel):
+    """Params of an aggregator that hands the answers to one model to write the result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="the aggregator model")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
+
+    def model_refs(self) -> dict[str, str]:
+        return {"model": self.model}
 
 
 def usable(completion: Completion) -> bool:

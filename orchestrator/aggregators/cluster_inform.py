@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agents.types import Completion
-from orchestrator.aggregators._shared import generation, synthesize_texts, synthesized
+from orchestrator.aggregators._shared import (
+    OneModelParams,
+    generation,
+    synthesize_texts,
+    synthesized,
+)
 from orchestrator.aggregators._voting import Verdict, injected, merge_flags
 from orchestrator.aggregators.cluster_filter import split
 from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
@@ -22,16 +25,8 @@ from orchestrator.prompts import DISPUTED_GUIDANCE
 from orchestrator.result import Aggregate
 
 
-class ClusterInformParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(description="the aggregator model")
+class ClusterInformParams(OneModelParams):
     answer: AnswerKind = "auto"
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
-
-    def model_refs(self) -> dict[str, str]:
-        return {"model": self.model}
 
 
 class ClusterInform:

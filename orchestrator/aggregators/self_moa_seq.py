@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from agents.types import Completion, Message
-from orchestrator.aggregators._shared import generation, synthesized, usable
+from orchestrator.aggregators._shared import OneModelParams, generation, synthesized, usable
 from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
 from orchestrator.prompts import SEQ_GUIDANCE, synthesis_messages
 from orchestrator.result import Aggregate
@@ -26,23 +26,15 @@ from orchestrator.result import Aggregate
 _CUT_MARK = " [...truncated]"
 
 
-class SelfMoASeqParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(description="the aggregator model")
+class SelfMoASeqParams(OneModelParams):
     window: int = Field(default=6, ge=2, description="responses per aggregation step")
     keep: int = Field(default=3, ge=1, description="window slots for the running synthesis")
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
 
     @model_validator(mode="after")
     def _room_for_new_samples(self) -> SelfMoASeqParams:
         if self.keep >= self.window:
             raise ValueError("keep must be smaller than window, or no new sample fits")
         return self
-
-    def model_refs(self) -> dict[str, str]:
-        return {"model": self.model}
 
 
 def step_messages(query: str, held: Sequence[str], new: Sequence[str]) -> list[Message]:

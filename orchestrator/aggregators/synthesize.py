@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agents.types import Completion
-from orchestrator.aggregators._shared import generation, synthesize_texts, synthesized
+from orchestrator.aggregators._shared import (
+    OneModelParams,
+    generation,
+    synthesize_texts,
+    synthesized,
+)
 from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
 from orchestrator.result import Aggregate
 
 
-class SynthesizeParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(description="the aggregator model")
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
-
-    def model_refs(self) -> dict[str, str]:
-        return {"model": self.model}
+class SynthesizeParams(OneModelParams):
+    """The aggregator model and its sampling: nothing else to configure."""
 
 
 class Synthesize:
