@@ -7,6 +7,7 @@ traces can use them. Models of the artifact that the pool lacks are skipped, and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
@@ -56,6 +57,10 @@ class LearnedRouter:
     async def route(
         self, query: str, pool: Mapping[str, Expert], *, budget_usd: float | None
     ) -> RoutingDecision:
+        # Loading the artifact and embedding the query are CPU work: off the event loop.
+        return await asyncio.to_thread(self._route, query, pool)
+
+    def _route(self, query: str, pool: Mapping[str, Expert]) -> RoutingDecision:
         router, ctx = self._trained
         utilities = router.utilities([query], ctx)[0]
         usable = [j for j, m in enumerate(ctx.models) if m in pool and np.isfinite(utilities[j])]

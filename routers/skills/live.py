@@ -49,8 +49,10 @@ class SkillsLiveRouter:
         if self._loaded is None:
             # Imported here: routers.artifact imports the registry, which imports this module.
             from routers.artifact import load_artifact
+            from routers.live import resolve_artifact
 
-            router, ctx = load_artifact(Path(self.params.artifact), name="skills")
+            artifact = resolve_artifact(Path(self.params.artifact))
+            router, ctx = load_artifact(artifact, name="skills")
             if not isinstance(router, SkillsRouter):
                 raise SkillsRoutingError(f"{self.params.artifact}: not a skills router")
             self._loaded = (router, ctx)
