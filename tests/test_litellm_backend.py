@@ -70,7 +70,7 @@ def server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(300):
+        for _ in range(1200):  # up to 2 minutes: a loaded machine starts slowly
             if proc.poll() is not None:
                 raise RuntimeError(f"server died: {log_path.read_text()[-2000:]}")
             try:
@@ -85,7 +85,7 @@ def server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 pass
             time.sleep(0.1)
         else:
-            raise RuntimeError("llama_cpp.server did not start in 30 s")
+            raise RuntimeError("llama_cpp.server did not start in 120 s")
         yield base
     finally:
         proc.terminate()

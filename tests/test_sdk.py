@@ -69,6 +69,9 @@ def test_routed_pipeline_uses_the_shipped_artifact_on_real_models() -> None:
     assert result.routing is not None and result.routing.router == "learned"
     chosen = result.routing.assignments[0].expert
     assert chosen in {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
-    assert set(result.routing.scores) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b",
-                                          "smollm2-135m"}
+    assert set(result.routing.scores) == {
+        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-0.5b",
+        "smollm2-135m",
+    }
     assert result.calls[0].expert == chosen and result.answer

@@ -204,7 +204,7 @@ def postgres_url() -> Iterator[str]:
     url = f"postgresql+psycopg://signoria@127.0.0.1:{port}/postgres"
     try:
         engine = create_engine(url)
-        for _ in range(100):
+        for _ in range(600):  # up to a minute
             try:
                 with engine.connect():
                     break
