@@ -48,7 +48,8 @@ GSM8K_PROMPT = (
 )
 MMLU_PROMPT = (
     "The following is a multiple choice question about {subject}.\n\n{question}\n{options}\n"
-    "Answer with the letter of the correct option, e.g. 'The answer is (B)'."
+    # No example letter here: a worked "e.g. (B)" measurably pulled answers towards B.
+    "Answer with the letter of the correct option (A, B, C or D)."
 )
 
 
