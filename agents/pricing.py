@@ -24,3 +24,8 @@ def total_cost(costs: Iterable[float | None]) -> float | None:
             return None
         total += cost
     return total
+
+
+def format_usd(value: float | None) -> str:
+    """A cost for people to read; an unknown cost says so instead of showing $0."""
+    return "unknown" if value is None else f"${value:.6f}"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents.pricing import format_usd
 from evals.metrics import run_metrics
 from orchestrator.storage import Store
 
@@ -27,10 +28,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
-
-
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -46,7 +43,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- items: {summary['n']} ({summary['failed']} failed)",
         f"- accuracy: {_pct(summary['accuracy'])}"
         + (f" (95% Wilson CI {_pct(ci[0])} - {_pct(ci[1])})" if ci else ""),
-        f"- cost: {_usd(summary['cost'])}",
+        f"- cost: {format_usd(summary['cost'])}",
         f"- latency per item: p50 {_secs(lat['p50'])}, p90 {_secs(lat['p90'])}, "
         f"p99 {_secs(lat['p99'])}",
         f"- calls: {summary['calls']}, tokens in/out: {summary['tokens_in']}/"
@@ -69,7 +66,7 @@ def compare_table(summaries: list[dict[str, Any]]) -> str:
         acc = _pct(s["accuracy"]) + (f" ({_pct(ci[0])}-{_pct(ci[1])})" if ci else "")
         lines.append(
             f"| {s['run']} | {s['pipeline']} | {s['benchmark']} | {s['n']} | {acc} | "
-            f"{_usd(s['cost'])} | {_secs(s['latency_s']['p50'])} |"
+            f"{format_usd(s['cost'])} | {_secs(s['latency_s']['p50'])} |"
         )
     return "\n".join(lines) + "\n"
 

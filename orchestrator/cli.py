@@ -17,6 +17,7 @@ from rich.table import Table
 
 from agents.errors import SignoriaError
 from agents.inventory import describe, human_size
+from agents.pricing import format_usd
 from orchestrator.config import ConfigError, load_config
 from orchestrator.pipeline import PipelineFailed
 from orchestrator.result import AskResult
@@ -56,10 +57,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
-
-
 def render_trace(result: AskResult) -> Table:
     table = Table(title=f"pipeline {result.pipeline}", title_justify="left", box=None)
     for column in ("expert", "role", "seed", "in", "out", "latency", "cost", "error"):
@@ -72,10 +69,10 @@ def render_trace(result: AskResult) -> Table:
             str(call.tokens_in),
             str(call.tokens_out),
             f"{call.latency_s:.2f}s",
-            _money(call.cost),
+            format_usd(call.cost),
             call.error or "",
         )
-    table.caption = f"total {result.latency_s:.2f}s, cost {_money(result.cost)}"
+    table.caption = f"total {result.latency_s:.2f}s, cost {format_usd(result.cost)}"
     table.caption_justify = "left"
     return table
 

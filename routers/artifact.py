@@ -87,12 +87,10 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def load_artifact(
-    directory: Path, name: str | None = None
-) -> tuple[TrainableRouter, RouterContext]:
-    """The artifact's router (or one of its baselines, by name) and its context."""
+def load_context(directory: Path) -> RouterContext:
+    """The context every router of an artifact shares, with its embedding cache."""
     config = read_config(directory)
-    ctx = RouterContext(
+    return RouterContext(
         models=tuple(config["models"]),
         info={m: ModelEntry.model_validate(v) for m, v in config["info"].items()},
         trade_off=TradeOff.model_validate(config["trade_off"]),
@@ -101,10 +99,20 @@ def load_artifact(
         embedder=Embedder.load(directory / "embeddings.npz"),
         seed=int(config["seed"]),
     )
-    chosen = name or config["router"]
-    folder = directory / "routers" / chosen
+
+
+def load_router(directory: Path, name: str, ctx: RouterContext) -> TrainableRouter:
+    folder = directory / "routers" / name
     if not folder.is_dir():
-        raise ArtifactError(f"{directory} holds no router {chosen!r}")
-    router = build(chosen)
+        raise ArtifactError(f"{directory} holds no router {name!r}")
+    router = build(name)
     router.load(folder, ctx)
-    return router, ctx
+    return router
+
+
+def load_artifact(
+    directory: Path, name: str | None = None
+) -> tuple[TrainableRouter, RouterContext]:
+    """The artifact's router (or one of its baselines, by name) and its context."""
+    ctx = load_context(directory)
+    return load_router(directory, name or read_config(directory)["router"], ctx), ctx

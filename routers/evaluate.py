@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from routers.artifact import load_artifact, read_config
+from routers.artifact import load_context, load_router, read_config
 from routers.data import ModelEntry, RoutingTable
 from routers.learned import RouterContext, TrainableRouter
 from routers.metrics import summarise, two_model_report
@@ -63,27 +63,28 @@ def aligned_utilities(
 
 def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
     config = read_config(artifact)
-    router, ctx = load_artifact(artifact)
+    # One context for every router of the artifact: the test queries are embedded once.
+    ctx = load_context(artifact)
+    router = load_router(artifact, config["router"], ctx)
     info = dict(test.info)
     scored = extended_context(ctx, test.models, info)  # costs normalised as in training
     reward = scored.reward(test)
 
-    def report(r: TrainableRouter, c: RouterContext) -> dict[str, Any]:
-        choice = np.argmax(aligned_utilities(r, c, test, info), axis=1)
-        return summarise(test, choice, reward)
+    def report(utilities: np.ndarray) -> dict[str, Any]:
+        return summarise(test, np.argmax(utilities, axis=1), reward)
 
-    result: dict[str, Any] = {"router": config["router"], "n": len(test), **report(router, ctx)}
+    utilities = aligned_utilities(router, ctx, test, info)
+    result: dict[str, Any] = {"router": config["router"], "n": len(test), **report(utilities)}
     result["baselines"] = {}
     for name in config["baselines"]:
-        baseline, bctx = load_artifact(artifact, name)
-        result["baselines"][name] = report(baseline, bctx)
+        baseline = load_router(artifact, name, ctx)
+        result["baselines"][name] = report(aligned_utilities(baseline, ctx, test, info))
     result["baselines"]["oracle"] = summarise(test, np.argmax(reward, axis=1), reward)
     result["trade_off"] = config["trade_off"]
     result["cost_estimated"] = bool(config.get("cost_estimated") or test.cost_estimated)
     result["unseen_models"] = [m for m in test.models if m not in ctx.models]
     if len(test.models) == 2:
         strong = int(np.argmax(test.scores.mean(axis=0)))
-        utilities = aligned_utilities(router, ctx, test, info)
         preference = utilities[:, strong] - utilities[:, 1 - strong]
         result["two_model"] = two_model_report(test, strong, 1 - strong, preference)
     return result
