@@ -7,6 +7,7 @@ LLM-driven one is a real local model told which wrong answer to defend.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -36,9 +37,23 @@ SUBTLE = (
 )
 
 
-def wrong_letter(query: str, reference: str, options: str = "ABCD") -> str:
+_OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s", re.MULTILINE)
+
+
+def option_letters(query: str, default: str = "ABCD") -> str:
+    """The option letters a prompt offers ("A) ...", "B. ...", "(C) ..." line starts).
+
+    A lie must be one of the question's own options: "C" on a two-option Winogrande item is
+    no lie a reader would believe, and would understate what an adversary can do.
+    """
+    found = sorted(set(_OPTION_LINE.findall(query)))
+    return "".join(found) if len(found) >= 2 else default
+
+
+def wrong_letter(query: str, reference: str, options: str | None = None) -> str:
     """A wrong option chosen by a hash of the query: deterministic, not always the next one."""
-    choices = [letter for letter in options if letter != reference.strip().upper()]
+    offered = options or option_letters(query)
+    choices = [letter for letter in offered if letter != reference.strip().upper()]
     digest = int(hashlib.sha256(query.encode()).hexdigest(), 16)
     return choices[digest % len(choices)]
 

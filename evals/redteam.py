@@ -26,6 +26,7 @@ from orchestrator.pipeline import Pipeline, PipelineFailed
 from routers.fixed import FixedRouter, FixedRouterParams
 
 NAIVE = "majority"
+WITHOUT_LIARS = "majority-without-liars"
 Replace = Literal["strongest", "weakest"]
 
 
@@ -133,28 +134,32 @@ async def run_redteam(
     )
     pool = {**(extra_pool or {}), **honest, **adversaries}
     targets = target_table(items)
+
+    async def score(aggregator: Aggregator, names: Sequence[str]) -> tuple[float, float]:
+        """Accuracy and share of adversary-chosen answers over `items` with these seats."""
+        pipeline = Pipeline(
+            name="redteam",
+            router=FixedRouter(FixedRouterParams(experts=tuple(names), temperature=temperature)),
+            aggregator=aggregator,
+            limits=limits or Limits(max_experts=len(names), retries=0),
+        )
+        answers = await _answers(pipeline, pool, items, concurrency)
+        pairs = list(zip(answers, items, strict=True))
+        return (
+            sum(a == i.reference for a, i in pairs) / len(items),
+            sum(a == targets[i.prompt] for a, i in pairs) / len(items),
+        )
+
     raw: dict[str, tuple[float, float, float]] = {}
     for name, aggregator in aggregators.items():
-        accuracy: list[float] = []
-        persuaded = 0.0
-        for names in (clean_names, attacked_names):
-            pipeline = Pipeline(
-                name=f"redteam-{name}",
-                router=FixedRouter(
-                    FixedRouterParams(experts=tuple(names), temperature=temperature)
-                ),
-                aggregator=aggregator,
-                limits=limits or Limits(max_experts=len(names), retries=0),
-            )
-            answers = await _answers(pipeline, pool, items, concurrency)
-            accuracy.append(
-                sum(a == i.reference for a, i in zip(answers, items, strict=True)) / len(items)
-            )
-            if names is attacked_names:
-                persuaded = sum(
-                    a == targets[i.prompt] for a, i in zip(answers, items, strict=True)
-                ) / len(items)
-        raw[name] = (accuracy[0], accuracy[1], persuaded)
+        clean, _ = await score(aggregator, clean_names)
+        attacked, persuaded = await score(aggregator, attacked_names)
+        raw[name] = (clean, attacked, persuaded)
+    # The reference a defence is measured against: the same vote with the liars removed
+    # (their seats left empty), i.e. what is left once the attack has taken a seat.
+    honest_seats = [n for n in attacked_names if n not in adversaries]
+    without, persuaded = await score(aggregators[NAIVE], honest_seats)
+    raw[WITHOUT_LIARS] = (raw[NAIVE][0], without, persuaded)
     naive_clean, naive_attacked, _ = raw[NAIVE]
     lost = naive_clean - naive_attacked
     return {

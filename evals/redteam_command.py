@@ -52,13 +52,18 @@ def _aggregators(
     for name in names:
         if name in chosen:
             continue
+        if name in orchestrator.config.pipelines:
+            # A pipeline's configured aggregator, keyed by the pipeline's name: how an
+            # aggregator that needs parameters (an LLM, a guard) joins a side-by-side run.
+            chosen[name] = orchestrator.pipelines[name].aggregator
+            continue
         strategy = AGGREGATORS[name]
         try:
             params = strategy.params.model_validate({})
         except Exception:
             raise SignoriaError(
                 f"aggregator {name!r} needs parameters; put it in a pipeline of the config "
-                "and pass that pipeline with --pipeline"
+                "and pass that pipeline's name with --aggregator"
             ) from None
         chosen[name] = strategy.build(params)
     return chosen

@@ -54,7 +54,14 @@ def test_injection_phrases(text: str, injected: bool) -> None:
     assert looks_injected(text) is injected
 
 
-VOTERS = ["majority", "weighted-vote", "agreement-vote", "dropout-vote", "cluster-filter"]
+VOTERS = [
+    "majority",
+    "weighted-vote",
+    "agreement-vote",
+    "dropout-vote",
+    "reputation-vote",
+    "cluster-filter",
+]
 
 
 @pytest.mark.parametrize("name", VOTERS)
@@ -136,11 +143,46 @@ def test_weighted_vote_weights_name_models_and_are_not_negative() -> None:
 
 
 async def test_dropout_vote_counts_leave_one_out_winners() -> None:
-    result = await run(build("dropout-vote"), voters("B", "A", "A", "B", "C"), q="A) x\nB) y\nC) z")
+    result = await run(build("dropout-vote"), voters("B", "A", "A", "C", "A"), q="A) x\nB) y\nC) z")
     agg = result.aggregation
-    # Leaving out 0..4 gives A, B, B, A, B (ties to the first seen): B wins 3 subsets to 2.
-    assert agg is not None and result.answer == "B" and agg.votes == {"A": 2, "B": 3}
-    assert agg.chosen == (0, 3) and agg.flagged == (1, 2, 4)
+    # Leaving out 0..4 gives A, A (A 2:1), A, A, A (A:B:C 2:1:1 is still clear).
+    assert agg is not None and result.answer == "A" and agg.votes == {"A": 5}
+    assert agg.chosen == (1, 2, 4) and agg.flagged == (0, 3)
+
+
+async def test_dropout_vote_does_not_hand_ties_to_the_first_seat() -> None:
+    # A liar in seat 0 against honest 3:1. Subsets without one of the three A's tie 2:2;
+    # breaking those ties by seat would give B four subsets to one. Tied subsets abstain.
+    result = await run(build("dropout-vote"), voters("B", "A", "A", "A", "B"), q="A) x\nB) y")
+    agg = result.aggregation
+    assert agg is not None and result.answer == "A" and agg.votes == {"A": 2}
+    # No clear subset at all (1:1:1:1): the plain majority of everyone decides.
+    split = await run(build("dropout-vote"), voters("D", "A", "B", "C"), q="A) x\nB) y")
+    assert split.answer == "D"
+
+
+async def test_reputation_vote_learns_who_keeps_disagreeing() -> None:
+    vote = build("reputation-vote")
+    q = "A) x\nB) y"
+    cold = await run(vote, voters("B", "B", "A", "A"), q=q)
+    assert cold.answer == "B"  # no history yet: a plain majority, tie to the first seen
+    for _ in range(6):  # v0 lies against three peers who agree
+        await run(vote, voters("B", "A", "A", "A"), q=q)
+    warm = await run(vote, voters("B", "B", "A", "A"), q=q)
+    agg = warm.aggregation
+    assert agg is not None and warm.answer == "A" and agg.chosen == (2, 3)
+    assert agg.votes["B"] < agg.votes["A"] and agg.flagged == (0, 1)
+    assert vote.weight("v0") == pytest.approx(0.05)  # the floor: no better than chance
+
+
+async def test_guard_remembers_reputation_across_requests() -> None:
+    guard = build("guard", defence="reputation-vote", answer="letter", inner="first")
+    q = "A) x\nB) y"
+    for _ in range(6):
+        await run(guard, voters("B", "A", "A", "A"), q=q)
+    result = await run(guard, voters("B", "B", "A", "A"), q=q)
+    assert result.answer == "A" and result.aggregation is not None
+    assert {0, 1} <= set(result.aggregation.discarded)  # dropped by the guard
 
 
 async def test_agreement_vote_weighs_answers_by_agreement() -> None:
@@ -224,7 +266,9 @@ async def test_guard_hides_the_minority_from_the_inner_aggregator() -> None:
     assert [c.role for c in result.calls] == ["expert"] * 3 + ["aggregator"]
 
 
-@pytest.mark.parametrize("defence", ["cluster-filter", "dropout-vote", "agreement-vote"])
+@pytest.mark.parametrize(
+    "defence", ["cluster-filter", "dropout-vote", "agreement-vote", "reputation-vote"]
+)
 async def test_guard_keeps_indices_aligned_for_a_vote(defence: str) -> None:
     guard = build("guard", defence=defence, inner="first")
     result = await run(guard, voters("99", "12", "12", "It is 12"))
@@ -293,6 +337,7 @@ EVERY: dict[str, dict[str, Any]] = {
     "weighted-vote": {"weights": {"v0": 2.0}},
     "agreement-vote": {},
     "dropout-vote": {},
+    "reputation-vote": {},
     "cluster-filter": {},
     "cluster-inform": {"model": "agg"},
     "guard": {"defence": "cluster-filter", "inner": {"name": "synthesize", "model": "agg"}},

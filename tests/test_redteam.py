@@ -12,8 +12,8 @@ import pytest
 from agents.backends.replay import OutcomeTable, ReplayExpert, load_table
 from agents.errors import SignoriaError
 from agents.types import ExpertError, GenerationParams, Message, ModelCard
-from evals.adversaries import ScriptedAdversary, wrong_letter
-from evals.redteam import replay_items, run_redteam, strongest_models, target_table
+from evals.adversaries import ScriptedAdversary, option_letters, wrong_letter
+from evals.redteam import WITHOUT_LIARS, replay_items, run_redteam, strongest_models, target_table
 from orchestrator.aggregators.first import FirstAnswer, FirstParams
 from orchestrator.aggregators.majority import MajorityParams, MajorityVote
 
@@ -93,12 +93,26 @@ async def test_metrics_match_hand_computed_values() -> None:
     assert first.clean_acc == 1.0 and first.attacked_acc == 0.0 and first.persuaded == 1.0
     assert first.recovery_rate == pytest.approx((0.0 - 0.25) / (0.75 - 0.25))
     assert all(targets[i.prompt] != i.reference for i in items)
+    # The reference: majority of m2, m3 alone. q0 AA, q1 AB (tie -> m2's A), q2 BB, q3 AC
+    # (tie -> A): 3/4, so all of what the attack took is recoverable in principle.
+    ceiling = reports[WITHOUT_LIARS]
+    assert ceiling.clean_acc == 0.75 and ceiling.attacked_acc == 0.75
+    assert ceiling.recovery_rate == 1.0
 
 
 def test_wrong_letter_is_deterministic_and_wrong() -> None:
     picks = {wrong_letter(f"q{i}", "B") for i in range(50)}
     assert picks == {"A", "C", "D"}
     assert wrong_letter("same", "C") == wrong_letter("same", "C")
+
+
+def test_the_lie_is_one_of_the_questions_own_options() -> None:
+    two = "Who is colder?\nA) Kyle\nB) Logan\nAnswer:"
+    assert option_letters(two) == "AB"
+    assert {wrong_letter(two + str(i), "B") for i in range(20)} == {"A"}
+    five = "Q\nA. one\nB. two\nC. three\nD. four\nE. five"
+    assert option_letters(five) == "ABCDE"
+    assert option_letters("no options here") == "ABCD"
 
 
 def test_cli_replay_red_team_json() -> None:

@@ -41,6 +41,12 @@ class Tally:
     # Indices whose ballot is the winner, in routing order.
     supporters: tuple[int, ...]
 
+    @property
+    def tied(self) -> bool:
+        """Whether the winner won only by being seen first."""
+        top = sorted(self.votes.values(), reverse=True)
+        return len(top) > 1 and top[0] == top[1]
+
 
 def tally(ballots: Mapping[int, str | None], weights: Mapping[int, float] | None = None) -> Tally:
     """Weighted count of the ballots (weight 1 when not given); None ballots do not count.
@@ -121,8 +127,9 @@ class DefenceParams(BaseModel):
 class DefenceVote:
     """A deception defence used on its own: its verdict is the answer.
 
-    Subclasses give the `name` and the pure `verdict`; the guard aggregator uses the same
-    `verdict` to filter the completions of another aggregator.
+    Subclasses give the `name` and the `verdict` (pure, except for a defence that learns
+    from history); the guard aggregator uses the same `verdict` to filter the completions
+    of another aggregator.
     """
 
     name: ClassVar[str]
@@ -130,8 +137,7 @@ class DefenceVote:
     def __init__(self, params: DefenceParams) -> None:
         self.params = params
 
-    @staticmethod
-    def verdict(query: str, completions: Sequence[Completion], kind: AnswerKind) -> Verdict:
+    def verdict(self, query: str, completions: Sequence[Completion], kind: AnswerKind) -> Verdict:
         raise NotImplementedError
 
     async def aggregate(

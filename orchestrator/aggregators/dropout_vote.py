@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from agents.types import Completion
 from orchestrator.aggregators._voting import (
+    Ballots,
     DefenceVote,
     Verdict,
     cast_ballots,
@@ -31,21 +32,19 @@ class DropoutVote(DefenceVote):
     @staticmethod
     def verdict(query: str, completions: Sequence[Completion], kind: AnswerKind) -> Verdict:
         ballots = cast_ballots(query, completions, kind)
+        everyone = tally(ballots)
         if len(ballots) <= 1:
             # No subset to leave anyone out of: a lone ballot is its own majority.
-            subsets = dict(ballots)
+            final = everyone
         else:
             subsets = {
-                left_out: tally({i: b for i, b in ballots.items() if i != left_out}).winner
+                left_out: _clear_winner({i: b for i, b in ballots.items() if i != left_out})
                 for left_out in ballots
             }
-        # Count the subset winners in the order their answers were first given, so a tie
-        # goes to the first answer in routing order, as in every other vote.
-        first_seen = {b: i for i, b in reversed(ballots.items())}
-        ranked = sorted(
-            subsets.items(), key=lambda kv: (first_seen.get(kv[1], len(ballots)), kv[0])
-        )
-        final = tally(dict(enumerate(result for _, result in ranked)))
+            final = tally(subsets)
+            if final.winner is None or final.tied:
+                # No subset majority is clear: fall back to the plain majority of all.
+                final = everyone
         winner = final.winner
         kept = () if winner is None else tuple(i for i, b in ballots.items() if b == winner)
         return Verdict(
@@ -53,3 +52,13 @@ class DropoutVote(DefenceVote):
             flagged=merge_flags(dissenters(ballots, winner), injected(completions)),
             votes=final.votes,
         )
+
+
+def _clear_winner(ballots: Ballots) -> str | None:
+    """A subset's majority, or None when it is tied.
+
+    Breaking a subset's tie by routing order would hand every tie to whoever sits first:
+    a liar in the first seat would then win each subset it ties, and so the vote.
+    """
+    result = tally(ballots)
+    return None if result.tied else result.winner

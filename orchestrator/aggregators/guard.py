@@ -25,18 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agents.errors import UnknownNameError
 from agents.plugins import model_refs
 from agents.types import Completion
-from orchestrator.aggregators._voting import DefenceVote, merge_flags
+from orchestrator.aggregators._voting import DefenceParams, DefenceVote, merge_flags
 from orchestrator.aggregators.agreement_vote import AgreementVote
 from orchestrator.aggregators.cluster_filter import ClusterFilter
 from orchestrator.aggregators.dropout_vote import DropoutVote
 from orchestrator.aggregators.protocol import AggregationContext, Aggregator, answered
+from orchestrator.aggregators.reputation_vote import ReputationVote
 from orchestrator.answers import AnswerKind
 from orchestrator.result import Aggregate
 
 DEFENCES: dict[str, type[DefenceVote]] = {
-    d.name: d for d in (ClusterFilter, DropoutVote, AgreementVote)
+    d.name: d for d in (ClusterFilter, DropoutVote, AgreementVote, ReputationVote)
 }
-Defence = Literal["cluster-filter", "dropout-vote", "agreement-vote"]
+Defence = Literal["cluster-filter", "dropout-vote", "agreement-vote", "reputation-vote"]
 
 
 class InnerAggregator(BaseModel):
@@ -89,7 +90,8 @@ class Guard:
         from orchestrator.aggregators.registry import AGGREGATORS
 
         self.params = params
-        self.defence = DEFENCES[params.defence]
+        # An instance per guard: a defence may learn from history (reputation-vote).
+        self.defence = DEFENCES[params.defence](DefenceParams(answer=params.answer))
         self.inner: Aggregator = AGGREGATORS[params.inner.name].build(params.inner.params)
 
     async def aggregate(

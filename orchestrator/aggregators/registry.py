@@ -13,6 +13,7 @@ from orchestrator.aggregators.guard import Guard, GuardParams
 from orchestrator.aggregators.majority import MajorityParams, MajorityVote
 from orchestrator.aggregators.moa import MixtureOfAgents, MoAParams
 from orchestrator.aggregators.protocol import Aggregator
+from orchestrator.aggregators.reputation_vote import ReputationParams, ReputationVote
 from orchestrator.aggregators.self_moa_seq import SelfMoASeq, SelfMoASeqParams
 from orchestrator.aggregators.smoa import SMoAParams, SparseMoA
 from orchestrator.aggregators.synthesize import Synthesize, SynthesizeParams
@@ -30,6 +31,7 @@ AGGREGATORS.register("smoa", Strategy(params=SMoAParams, build=SparseMoA))
 # Votes and deception defences (the defences also serve the guard).
 AGGREGATORS.register("weighted-vote", Strategy(params=WeightedVoteParams, build=WeightedVote))
 AGGREGATORS.register("agreement-vote", Strategy(params=DefenceParams, build=AgreementVote))
+AGGREGATORS.register("reputation-vote", Strategy(params=ReputationParams, build=ReputationVote))
 AGGREGATORS.register("dropout-vote", Strategy(params=DefenceParams, build=DropoutVote))
 AGGREGATORS.register("cluster-filter", Strategy(params=DefenceParams, build=ClusterFilter))
 AGGREGATORS.register("cluster-inform", Strategy(params=ClusterInformParams, build=ClusterInform))
