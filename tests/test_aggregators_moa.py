@@ -48,13 +48,12 @@ async def test_moa_layer_sees_the_previous_layer_and_runs_concurrently() -> None
     # The final aggregator saw layer 2, not layer 1.
     assert "refined by p3" in final.prompt() and "answer of a" not in final.prompt()
     # Structural concurrency: every proposer started before any of them finished, and the
-    # aggregation took about one proposer plus the aggregator, not three proposers.
+    # aggregator only after all of them. (How close the wall time comes to one proposer
+    # plus the aggregator is measured in benchmarks/ensemble_critical_path.py, not here.)
     layer = aggregator_calls(result, "p1", "p2", "p3")
     assert max(s for s, _ in layer) < min(e for _, e in layer)
-    [(_, end)] = aggregator_calls(result, "final")
-    slowest = max(c.latency_s for c in result.calls if c.expert in {"p1", "p2", "p3"})
-    last_call = next(c for c in result.calls if c.expert == "final")
-    assert end - min(s for s, _ in layer) <= 1.1 * (slowest + last_call.latency_s)
+    [(final_start, _)] = aggregator_calls(result, "final")
+    assert final_start >= max(e for _, e in layer)
 
 
 async def test_moa_two_extra_layers_chain() -> None:
