@@ -9,7 +9,6 @@ a killed run resume exactly.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agents.errors import SignoriaError
+from agents.jsonl import read_jsonl
 from orchestrator.answers import AnswerKind, extract_number
 
 Benchmark = Literal["gsm8k", "mmlu", "outcomes"]
@@ -124,20 +124,7 @@ LOADERS: dict[str, Callable[[int, dict[str, Any]], EvalItem]] = {
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        with path.open() as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DatasetError(f"{path}:{line_no}: each line must be a JSON object")
-                yield line_no, row
-    except FileNotFoundError:
-        raise DatasetError(f"data file not found: {path}") from None
+    return read_jsonl(path, error=DatasetError)
 
 
 def load_items(benchmark: str, path: Path, limit: int | None = None) -> list[EvalItem]:

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.errors import SignoriaError
+from agents.jsonl import read_jsonl
 
 # Output tokens assumed when a table records neither cost nor response (LLMRouter).
 ASSUMED_OUTPUT_TOKENS = 256
@@ -137,21 +138,15 @@ def load_table(
 ) -> RoutingTable:
     """Load a table; a model the table uses but the models file lacks is an error."""
     rows: list[Row] = []
-    try:
-        with path.open() as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(Row.model_validate_json(line))
-                except ValidationError as exc:
-                    err = exc.errors()[0]
-                    where = ".".join(str(p) for p in err["loc"])
-                    raise RoutingDataError(f"{path}:{line_no}: {where}: {err['msg']}") from None
-                if limit is not None and len(rows) >= limit:
-                    break
-    except FileNotFoundError:
-        raise RoutingDataError(f"routing table not found: {path}") from None
+    for line_no, raw in read_jsonl(path, what="routing table", error=RoutingDataError):
+        try:
+            rows.append(Row.model_validate(raw))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise RoutingDataError(f"{path}:{line_no}: {where}: {err['msg']}") from None
+        if limit is not None and len(rows) >= limit:
+            break
     if not rows:
         raise RoutingDataError(f"{path}: no rows")
     names = sorted({m for r in rows for m in r.outcomes})

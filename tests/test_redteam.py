@@ -43,6 +43,15 @@ async def test_replay_answers_with_recorded_text_and_cost() -> None:
         ReplayExpert(card("gpt-7"), table)
 
 
+def test_a_bad_replay_line_names_its_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "q0", "query": "?", "outcomes": {}}\n{"id": \n')
+    with pytest.raises(SignoriaError, match=r"bad.jsonl:2: not valid JSON"):
+        OutcomeTable.load(bad)
+    with pytest.raises(SignoriaError, match="outcome table not found"):
+        OutcomeTable.load(tmp_path / "missing.jsonl")
+
+
 def synthetic_table() -> OutcomeTable:
     """4 items, answer A; models m1..m3 answer as listed (m1 strongest)."""
     answers = {"m1": "AAAA", "m2": "AABA", "m3": "ABBC"}

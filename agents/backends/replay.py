@@ -7,7 +7,6 @@ an invented answer.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import SignoriaError
+from agents.jsonl import read_jsonl
 from agents.types import (
     Availability,
     Completion,
@@ -48,13 +48,7 @@ class OutcomeTable:
 
     @classmethod
     def load(cls, path: Path) -> OutcomeTable:
-        try:
-            with path.expanduser().open() as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
-        except FileNotFoundError:
-            raise SignoriaError(f"outcome table not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise SignoriaError(f"{path}: not a JSONL outcome table ({exc.msg})") from None
+        rows = [row for _, row in read_jsonl(path, what="outcome table")]
         return cls(rows)
 
 
