@@ -97,9 +97,13 @@ class Availability(BaseModel):
 class ExpertError(Exception):
     """A backend failure. `retryable` tells the one retry loop whether trying again can help."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        # The provider's Retry-After, in seconds: the retry loop waits at least this long.
+        self.retry_after_s = retry_after_s
 
 
 @runtime_checkable

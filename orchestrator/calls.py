@@ -1,7 +1,9 @@
-"""Every expert call of a request goes through here: budget, timeout, deadline, retries.
+"""Every expert call of a request goes through here: budget, timeout, deadline, retries,
+circuit breakers.
 
-This is the one retry loop of the project. It never raises for a failed call: failures
-become trace rows, so a request keeps the record of everything it tried.
+This is the one retry loop of the project (tenacity, with the waits of
+`orchestrator.resilience`). It never raises for a failed call: every attempt becomes a
+trace row, so a request keeps the record of everything it tried and why it failed.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
 from agents.pricing import call_cost, total_cost
 from agents.types import Completion, Expert, ExpertError, GenerationParams, Message
 from orchestrator.limits import Budget, BudgetExceeded, Limits
+from orchestrator.resilience import Backoff, ExpertHealth
 from orchestrator.result import CallRole, ExpertCall
 
 
@@ -27,27 +32,47 @@ class _Call:
     seed: int | None
 
 
+class _Retryable(Exception):
+    """A failed attempt worth another: carries its trace row and the provider's Retry-After."""
+
+    def __init__(self, completion: Completion, retry_after_s: float | None) -> None:
+        super().__init__(completion.error)
+        self.completion = completion
+        self.retry_after_s = retry_after_s
+
+
 class CallRunner:
-    def __init__(self, pool: Mapping[str, Expert], limits: Limits) -> None:
+    def __init__(
+        self, pool: Mapping[str, Expert], limits: Limits, health: ExpertHealth | None = None
+    ) -> None:
         self.pool = pool
         self.limits = limits
+        self.health = health
         self.budget = Budget(limits.budget_usd)
         self.calls: list[ExpertCall] = []
         self._deadline = (
             None if limits.deadline_s is None else time.perf_counter() + limits.deadline_s
         )
+        self._backoff = Backoff(limits.retry_backoff_s, limits.retry_backoff_max_s)
 
     @property
     def cost(self) -> float | None:
         return total_cost(c.cost for c in self.calls)
 
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.perf_counter()
+
     def _timeout(self, role: CallRole) -> float | None:
         per_call = self.limits.expert_timeout_s
         if role == "fallback" and self.limits.fallback_timeout_s is not None:
             per_call = self.limits.fallback_timeout_s
-        remaining = None if self._deadline is None else self._deadline - time.perf_counter()
-        caps = [t for t in (per_call, remaining) if t is not None]
+        caps = [t for t in (per_call, self._remaining()) if t is not None]
         return min(caps) if caps else None
+
+    def _wait(self, state: RetryCallState) -> float:
+        failed = state.outcome.exception() if state.outcome else None
+        retry_after = failed.retry_after_s if isinstance(failed, _Retryable) else None
+        return self._backoff.seconds(state, retry_after, self._remaining())
 
     async def call(
         self,
@@ -60,34 +85,66 @@ class CallRunner:
         expert = self.pool[name]
         call = _Call(expert=name, role=role, slot=slot, seed=params.seed)
         tokens_in = await expert.count_tokens(messages) if self.budget.enforced else 0
-        for attempt in range(1, self.limits.retries + 2):
-            timeout = self._timeout(role)
-            if timeout is not None and timeout <= 0:
-                return self._failed(call, attempt, "deadline exceeded; not called")
-            try:
-                reserved = self.budget.reserve(expert.card, tokens_in, params.max_tokens)
-            except BudgetExceeded as exc:
-                return self._failed(call, attempt, f"budget exceeded: {exc}")
-            t0 = time.perf_counter()
-            try:
-                completion = await asyncio.wait_for(
-                    expert.generate(messages, params=params), timeout
-                )
-            except TimeoutError:
-                # The reservation stays spent: a cancelled API call may still be billed.
-                self.budget.settle(reserved, None)
-                return self._failed(call, attempt, f"timeout after {timeout:.1f}s", t0)
-            except ExpertError as exc:
-                self.budget.settle(reserved, 0.0)
-                failed = self._failed(call, attempt, str(exc), t0)
-                if exc.retryable and attempt <= self.limits.retries:
-                    await asyncio.sleep(self.limits.retry_backoff_s * 2 ** (attempt - 1))
-                    continue
-                return failed
-            self.budget.settle(reserved, completion.cost)
-            self._record(call, attempt, completion)
-            return completion
-        raise AssertionError("unreachable: the loop returns on its last attempt")
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.limits.retries + 1),
+            retry=retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    return await self._attempt(expert, call, number, messages, params, tokens_in)
+        except _Retryable as exhausted:
+            return exhausted.completion
+        raise AssertionError("unreachable: every attempt returns or raises")
+
+    async def _attempt(
+        self,
+        expert: Expert,
+        call: _Call,
+        attempt: int,
+        messages: list[Message],
+        params: GenerationParams,
+        tokens_in: int,
+    ) -> Completion:
+        """One try: a completion, a final failure, or `_Retryable` for the retry loop."""
+        timeout = self._timeout(call.role)
+        if timeout is not None and timeout <= 0:
+            return self._failed(call, attempt, "deadline exceeded; not called")
+        try:
+            reserved = self.budget.reserve(expert.card, tokens_in, params.max_tokens)
+        except BudgetExceeded as exc:
+            return self._failed(call, attempt, f"budget exceeded: {exc}")
+        breaker = None if self.health is None else self.health.breaker(call.expert)
+        if breaker is not None and not breaker.allow():
+            self.budget.settle(reserved, 0.0)
+            return self._failed(call, attempt, breaker.describe())
+        t0 = time.perf_counter()
+        try:
+            completion = await asyncio.wait_for(expert.generate(messages, params=params), timeout)
+        except TimeoutError:
+            # The reservation stays spent: a cancelled API call may still be billed.
+            self.budget.settle(reserved, None)
+            if breaker is not None:
+                breaker.failure()
+            return self._failed(call, attempt, f"timeout after {timeout:.1f}s", t0)
+        except ExpertError as exc:
+            self.budget.settle(reserved, 0.0)
+            failed = self._failed(call, attempt, str(exc), t0)
+            if breaker is not None and exc.retryable:
+                breaker.failure()
+            elif breaker is not None:
+                breaker.success()  # a refusal (4xx) proves the provider is up
+            if exc.retryable:
+                raise _Retryable(failed, exc.retry_after_s) from exc
+            return failed
+        if breaker is not None:
+            breaker.success()
+        self.budget.settle(reserved, completion.cost)
+        self._record(call, attempt, completion)
+        return completion
 
     def _record(self, call: _Call, attempt: int, completion: Completion) -> None:
         self.calls.append(

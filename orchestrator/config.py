@@ -23,6 +23,7 @@ from agents.pool import ModelSpec
 from agents.registry import BACKENDS
 from orchestrator.aggregators.registry import AGGREGATORS
 from orchestrator.limits import Limits
+from orchestrator.resilience import BreakerSettings
 from routers.registry import ROUTERS
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +56,9 @@ class RuntimeSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     llamacpp: LlamaCppSettings = Field(default_factory=lambda: LlamaCppSettings())
+    breaker: BreakerSettings = Field(
+        default_factory=BreakerSettings, description="per-expert circuit breakers"
+    )
 
 
 class SignoriaConfig(BaseModel):

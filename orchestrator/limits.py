@@ -20,7 +20,10 @@ class Limits(BaseModel):
         default=None, gt=0, description="per fallback call; defaults to expert_timeout_s"
     )
     retries: int = Field(default=1, ge=0, description="extra attempts on retryable errors")
-    retry_backoff_s: float = Field(default=0.25, ge=0.0)
+    retry_backoff_s: float = Field(
+        default=0.25, ge=0.0, description="base of the full-jitter exponential backoff"
+    )
+    retry_backoff_max_s: float = Field(default=10.0, ge=0.0, description="cap on one wait")
     fallback: str | None = Field(default=None, description="model called when an expert fails")
 
     def model_refs(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ from agents.types import Completion, Expert, GenerationParams, Message
 from orchestrator.aggregators.protocol import AggregationContext, Aggregator
 from orchestrator.calls import CallRunner
 from orchestrator.limits import Limits, RequestLimits
+from orchestrator.resilience import ExpertHealth
 from orchestrator.result import AskResult
 from routers.protocol import Assignment, Router
 
@@ -54,12 +55,15 @@ class Pipeline:
         pool: Mapping[str, Expert],
         *,
         overrides: RequestLimits | None = None,
+        health: ExpertHealth | None = None,
     ) -> AskResult:
+        """`health` carries the circuit breakers that outlive this request (the
+        orchestrator's); without it, every expert is called as if healthy."""
         t0 = time.perf_counter()
         limits = self.limits.tightened(overrides)
         messages = self.messages(prompt)
         query = last_user_message(messages)
-        runner = CallRunner(pool, limits)
+        runner = CallRunner(pool, limits, health)
         decision = await self.router.route(query, pool, budget_usd=limits.budget_usd)
         assignments = decision.assignments[: limits.max_experts]
         completions = await asyncio.gather(

@@ -15,6 +15,7 @@ from orchestrator.aggregators.registry import AGGREGATORS
 from orchestrator.config import SignoriaConfig, load_config
 from orchestrator.limits import RequestLimits
 from orchestrator.pipeline import Pipeline
+from orchestrator.resilience import ExpertHealth
 from orchestrator.result import AskResult
 from routers.registry import ROUTERS
 
@@ -32,6 +33,8 @@ class Orchestrator:
     def __init__(self, config: SignoriaConfig) -> None:
         self.config = config
         self.pool = ExpertPool(config.models, config.runtime.llamacpp)
+        # Circuit breakers per expert, shared by every request of this orchestrator.
+        self.health = ExpertHealth(config.runtime.breaker)
         self.pipelines: dict[str, Pipeline] = {
             name: Pipeline(
                 name=name,
@@ -70,7 +73,9 @@ class Orchestrator:
         """
         if isinstance(prompt, str) and not prompt.strip():
             raise ValueError("the query is empty")
-        return await self.pipeline(pipeline).run(prompt, self.pool, overrides=limits)
+        return await self.pipeline(pipeline).run(
+            prompt, self.pool, overrides=limits, health=self.health
+        )
 
     def ask(
         self,

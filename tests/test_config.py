@@ -94,6 +94,10 @@ def test_backend_options_and_card_fields_are_split() -> None:
         ),
         (lambda c: c.update(pipelines={}), "x.yaml: pipelines: must be a non-empty mapping"),
         (lambda c: c.update(colour="blue"), "x.yaml: colour: Extra inputs are not permitted"),
+        (
+            lambda c: c.update(runtime={"breaker": {"failures": 0}}),
+            "x.yaml: runtime.breaker.failures: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_errors_point_at_the_bad_key(mutate: Any, message: str) -> None:

@@ -154,14 +154,17 @@ def completion_body(text: str) -> dict[str, object]:
     }
 
 
-def flaky_client(statuses: list[int]) -> tuple[AsyncOpenAI, list[int]]:
+def flaky_client(
+    statuses: list[int], headers: dict[str, str] | None = None
+) -> tuple[AsyncOpenAI, list[int]]:
     seen: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         status = statuses[len(seen)] if len(seen) < len(statuses) else 200
         seen.append(status)
         if status != 200:
-            return httpx.Response(status, json={"error": {"message": f"injected {status}"}})
+            body = {"error": {"message": f"injected {status}"}}
+            return httpx.Response(status, json=body, headers=headers)
         return httpx.Response(200, json=completion_body("recovered"))
 
     client = AsyncOpenAI(
@@ -189,6 +192,20 @@ async def test_provider_503_is_retried_by_the_one_retry_loop() -> None:
     assert result.answer == "recovered" and seen == [503, 200]
     assert [c.attempt for c in result.calls] == [1, 2]
     assert result.calls[0].error is not None and "503" in result.calls[0].error
+
+
+async def test_provider_429_retry_after_reaches_the_retry_loop() -> None:
+    client, _ = flaky_client([429], headers={"Retry-After": "0.3"})
+    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
+    with pytest.raises(ExpertError) as info:
+        await remote.generate([Message(role="user", content="hi")], params=GenerationParams())
+    assert info.value.retryable and info.value.retry_after_s == pytest.approx(0.3)
+    client, seen = flaky_client([429], headers={"Retry-After": "0.3"})
+    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
+    result = await single(retries=1).run("hi", {"remote-smol": remote})
+    assert result.answer == "recovered" and seen == [429, 200]
+    failed, succeeded = result.calls
+    assert succeeded.started_at - failed.started_at >= 0.3
 
 
 async def test_provider_400_is_not_retried() -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.errors import SignoriaError
 from agents.pricing import call_cost
+from agents.retry_after import from_exception
 from agents.types import (
     Availability,
     Completion,
@@ -141,6 +142,7 @@ class LiteLLMExpert:
             raise ExpertError(
                 f"{self._card.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                 retryable=retryable,
+                retry_after_s=from_exception(exc),
             ) from exc
         choice = response.choices[0]
         usage = Usage(

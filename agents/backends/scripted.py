@@ -38,6 +38,7 @@ class ScriptedBehaviour(BaseModel):
     fail_first: int = Field(default=0, ge=0)
     error_message: str = "503 Service Unavailable"
     retryable: bool = True
+    retry_after_s: float | None = Field(default=None, ge=0.0, description="sent with errors")
 
     def availability(self) -> Availability:
         return Availability(available=True, detail=f"scripted: {self.behaviour}")
@@ -68,7 +69,11 @@ class ScriptedExpert:
         if b.latency_s:
             await asyncio.sleep(b.latency_s)
         if self.calls <= b.fail_first or b.behaviour == "error":
-            raise ExpertError(f"{self._card.name}: {b.error_message}", retryable=b.retryable)
+            raise ExpertError(
+                f"{self._card.name}: {b.error_message}",
+                retryable=b.retryable,
+                retry_after_s=b.retry_after_s,
+            )
         if b.behaviour == "hang":
             await asyncio.Event().wait()  # never set: only a timeout ends this call
         text = self._text(messages, params)

@@ -180,7 +180,9 @@ async def _execute(
             experts=(target.name,), temperature=body.temperature, seed=body.seed or 0
         )
         pipeline = dataclasses.replace(pipeline, router=FixedRouter(params))
-    return await pipeline.run(messages, orchestrator.pool, overrides=limits)
+    return await pipeline.run(
+        messages, orchestrator.pool, overrides=limits, health=orchestrator.health
+    )
 
 
 def _tagged(error: ApiError, completion_id: str) -> ApiError:
