@@ -9,6 +9,7 @@ trace row, so a request keeps the record of everything it tried and why it faile
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from agents.types import Completion, Expert, ExpertError, GenerationParams, Mess
 from orchestrator.limits import Budget, BudgetExceeded, Limits
 from orchestrator.resilience import Backoff, ExpertHealth
 from orchestrator.result import CallRole, ExpertCall
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,12 @@ class CallRunner:
             if exc.retryable:
                 raise _Retryable(failed, exc.retry_after_s) from exc
             return failed
+        except Exception as exc:  # a backend bug must cost one call, not the whole request
+            logger.exception("expert %s raised instead of returning an ExpertError", call.expert)
+            self.budget.settle(reserved, None)
+            if breaker is not None:
+                breaker.failure()
+            return self._failed(call, attempt, f"internal error: {type(exc).__name__}: {exc}", t0)
         if breaker is not None:
             breaker.success()
         self.budget.settle(reserved, completion.cost)

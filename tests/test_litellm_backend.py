@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -206,6 +207,44 @@ async def test_provider_429_retry_after_reaches_the_retry_loop() -> None:
     assert result.answer == "recovered" and seen == [429, 200]
     failed, succeeded = result.calls
     assert succeeded.started_at - failed.started_at >= 0.3
+
+
+def dropped(request: httpx.Request) -> httpx.Response:
+    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+def malformed(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b"{not json", headers={"content-type": "application/json"})
+
+
+def html_502(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(502, content=b"<html>bad gateway</html>")
+
+
+def no_choices(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={**completion_body(""), "choices": []})
+
+
+@pytest.mark.parametrize("fault", [dropped, malformed, html_502, no_choices])
+async def test_provider_faults_are_retryable_and_recovered(fault: Any) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return (
+            fault(request) if len(calls) == 1 else httpx.Response(200, json=completion_body("ok"))
+        )
+
+    client = AsyncOpenAI(
+        base_url="http://127.0.0.1:1/v1",
+        api_key="x",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
+    result = await single(retries=1).run("hi", {"remote-smol": remote})
+    assert result.answer == "ok" and len(calls) == 2
+    assert result.calls[0].error is not None and result.calls[1].error is None
 
 
 async def test_provider_400_is_not_retried() -> None:

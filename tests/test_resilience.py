@@ -9,6 +9,7 @@ import pytest
 from tenacity import RetryCallState
 
 from agents.retry_after import from_exception, retry_after_seconds
+from agents.types import Completion, GenerationParams, Message, ModelCard
 from orchestrator.resilience import Backoff, BreakerSettings, CircuitBreaker, ExpertHealth
 from tests.aggregation_helpers import build, pipeline, pool
 from tests.conftest import scripted
@@ -130,3 +131,26 @@ async def test_hangs_count_against_the_breaker() -> None:
     second = await run.run("hi", pool(hung, alive), health=health)
     [skipped] = [c for c in second.calls if c.expert == "hung"]
     assert "circuit open" in str(skipped.error) and skipped.latency_s == 0.0
+
+
+class Buggy:
+    """A backend with a bug: it raises something other than ExpertError."""
+
+    card = ModelCard(name="buggy", backend="scripted")
+
+    async def count_tokens(self, messages: list[Message]) -> int:
+        return 1
+
+    async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
+        raise IndexError("list index out of range")
+
+
+async def test_a_backend_bug_costs_one_call_not_the_request() -> None:
+    alive = scripted("alive", answer="42")
+    result = await pipeline(["buggy", "alive"], build("first")).run(
+        "hi",
+        {"buggy": Buggy(), "alive": alive},  # type: ignore[dict-item]
+    )
+    [failed] = [c for c in result.calls if c.expert == "buggy"]
+    assert result.answer == "42"
+    assert failed.error == "internal error: IndexError: list index out of range"

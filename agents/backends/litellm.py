@@ -144,10 +144,15 @@ class LiteLLMExpert:
                 retryable=retryable,
                 retry_after_s=from_exception(exc),
             ) from exc
+        if not getattr(response, "choices", None) or response.choices[0].message is None:
+            # Valid JSON that is not a completion (a proxy's error object, an empty list):
+            # a provider fault, and often a passing one.
+            raise ExpertError(f"{self._card.name}: malformed response: no choices", retryable=True)
         choice = response.choices[0]
+        reported = getattr(response, "usage", None)
         usage = Usage(
-            tokens_in=int(response.usage.prompt_tokens or 0),
-            tokens_out=int(response.usage.completion_tokens or 0),
+            tokens_in=int(getattr(reported, "prompt_tokens", 0) or 0),
+            tokens_out=int(getattr(reported, "completion_tokens", 0) or 0),
         )
         return Completion(
             expert=self._card.name,
