@@ -1,0 +1,273 @@
+"""Orchestration overhead: Signoria's REST endpoint vs the LiteLLM proxy, same stub behind.
+
+Starts, on 127.0.0.1, the stub provider (benchmarks/stub_server.py, fixed latency), the
+Signoria server (`signoria serve`, a `single` pipeline calling the stub through the
+litellm backend, one process) and, when `.bench-venv/bin/litellm` exists, the LiteLLM
+proxy (one worker) pointing at the same stub. Then, one target after another, the same
+load generator sends N chat completions at 1, 16 and 64 concurrent requests after a
+warm-up, and reports per target: latency p50/p99, requests/s, errors, and the latency
+each adds over calling the stub directly at the same concurrency.
+
+    python3 -m venv .bench-venv && .bench-venv/bin/pip install -r benchmarks/requirements-proxy.txt
+    .venv/bin/python benchmarks/overhead.py --latency-ms 50 --requests 400
+
+Prints one JSON object and a one-line summary. Bar (issue 7): Signoria's added p50 <= 0.5x
+the proxy's, and its requests/s >= 2x the proxy's at 64 concurrent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PROXY = ROOT / ".bench-venv" / "bin" / "litellm"
+QUESTION = [{"role": "user", "content": "What is 6 * 7?"}]
+# Both servers authenticate every request, as in production; the stub ignores the header.
+KEY = "sk-bench-" + "5f2c" * 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def process(argv: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        try:
+            _wait_ready(proc, log, argv, ready_url)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Any, argv: list[str], ready_url: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"{argv[0]} exited: {log.read()[-2000:].decode()}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{argv} not ready after 120 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def load(url: str, model: str, concurrency: int, requests: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    body = {"model": model, "messages": QUESTION, "max_tokens": 16}
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+
+        async def worker(record: bool) -> None:
+            nonlocal errors
+            while not queue.empty():
+                queue.get_nowait()
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post(url, json=body)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if record:
+                    latencies.append(time.perf_counter() - t0)
+                    errors += not ok
+
+        for n, record in ((min(requests, 4 * concurrency), False), (requests, True)):
+            for i in range(n):
+                queue.put_nowait(i)
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(record) for _ in range(concurrency)))
+            wall = time.perf_counter() - start
+    return {
+        "requests": requests,
+        "errors": errors,
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 2),
+        "rps": round(requests / wall, 1),
+    }
+
+
+def signoria_config(stub_port: int, directory: Path) -> Path:
+    path = directory / "overhead.yaml"
+    path.write_text(
+        "default_pipeline: single\n"
+        "models:\n"
+        "  stub:\n"
+        "    backend: litellm\n"
+        "    model: openai/stub\n"
+        f"    api_base: http://127.0.0.1:{stub_port}/v1\n"
+        "    api_key_env: STUB_API_KEY\n"
+        "    input_price: 0.0\n"
+        "    output_price: 0.0\n"
+        "pipelines:\n"
+        "  single:\n"
+        "    router: {name: fixed, experts: [stub]}\n"
+        "    aggregator: first\n"
+        "    limits: {retries: 0}\n"
+    )
+    return path
+
+
+def proxy_config(stub_port: int, directory: Path) -> Path:
+    path = directory / "proxy.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: stub\n"
+        "    litellm_params:\n"
+        "      model: openai/stub\n"
+        f"      api_base: http://127.0.0.1:{stub_port}/v1\n"
+        "      api_key: stub-key\n"
+    )
+    return path
+
+
+def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    stub_port, signoria_port, proxy_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "STUB_API_KEY": "stub-key",
+        "SIGNORIA_API_KEYS": KEY,
+        "LITELLM_MASTER_KEY": KEY,
+        "LITELLM_LOG": "ERROR",
+    }
+    stub = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "stub_server.py"),
+        "--port",
+        str(stub_port),
+        "--latency-ms",
+        str(latency_ms),
+    ]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process(stub, f"http://127.0.0.1:{stub_port}/v1/models"),
+    ):
+        directory = Path(tmp)
+        targets: list[tuple[str, str, str, list[str] | None, str]] = [
+            ("direct", f"http://127.0.0.1:{stub_port}/v1/chat/completions", "stub", None, ""),
+        ]
+        signoria = [
+            str(Path(sys.executable).parent / "signoria"),
+            "serve",
+            "-c",
+            str(signoria_config(stub_port, directory)),
+            "--port",
+            str(signoria_port),
+            "--max-concurrent",
+            "1024",
+            "--log-level",
+            "warning",
+            *([] if record else ["--no-record"]),
+            *(["--db", f"sqlite:///{directory / 'overhead.db'}"] if record else []),
+        ]
+        targets.append(
+            (
+                "signoria",
+                f"http://127.0.0.1:{signoria_port}/v1/chat/completions",
+                "signoria/single",
+                signoria,
+                f"http://127.0.0.1:{signoria_port}/health",
+            )
+        )
+        if PROXY.exists():
+            proxy = [
+                str(PROXY),
+                "--config",
+                str(proxy_config(stub_port, directory)),
+                "--port",
+                str(proxy_port),
+                "--num_workers",
+                "1",
+            ]
+            targets.append(
+                (
+                    "litellm-proxy",
+                    f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
+                    "stub",
+                    proxy,
+                    f"http://127.0.0.1:{proxy_port}/health/liveliness",
+                )
+            )
+        for name, url, model, argv, ready in targets:
+            if argv is None:
+                results[name] = {str(c): asyncio.run(load(url, model, c, requests)) for c in levels}
+                continue
+            with process(argv, ready, env):
+                results[name] = {str(c): asyncio.run(load(url, model, c, requests)) for c in levels}
+    direct = results["direct"]
+    for by_level in results.values():
+        for level, row in by_level.items():
+            row["added_p50_ms"] = round(row["p50_ms"] - direct[level]["p50_ms"], 2)
+            row["added_p99_ms"] = round(row["p99_ms"] - direct[level]["p99_ms"], 2)
+    return {
+        "latency_ms": latency_ms,
+        "requests_per_level": requests,
+        "levels": levels,
+        "recording": record,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "results": results,
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    results = report["results"]
+    parts = []
+    for level in map(str, report["levels"]):
+        s = results["signoria"][level]
+        line = f"c={level}: signoria +{s['added_p50_ms']}ms p50, {s['rps']} rps"
+        if "litellm-proxy" in results:
+            p = results["litellm-proxy"][level]
+            ratio = s["added_p50_ms"] / p["added_p50_ms"] if p["added_p50_ms"] > 0 else None
+            line += f" vs proxy +{p['added_p50_ms']}ms, {p['rps']} rps"
+            if ratio is not None:
+                line += f" (added-p50 ratio {ratio:.2f}, rps ratio {s['rps'] / p['rps']:.2f})"
+        parts.append(line)
+    return "overhead: " + "; ".join(parts)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--requests", type=int, default=400, help="per target and level")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--record", action="store_true", help="Signoria records to SQLite")
+    args = parser.parse_args()
+    report = run_all(args.latency_ms, args.requests, args.levels, args.record)
+    print(json.dumps(report))
+    print(summary(report))
