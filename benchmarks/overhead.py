@@ -49,12 +49,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(argv: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    argv: list[str], ready_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         try:
             _wait_ready(proc, log, argv, ready_url)
-            yield
+            yield proc
         finally:
             proc.terminate()
             try:
