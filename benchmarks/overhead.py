@@ -80,6 +80,24 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Any, argv: list[str], ready_
     raise RuntimeError(f"{argv} not ready after 120 s")
 
 
+def stub_argv(port: int, latency_ms: float, *extra: str) -> list[str]:
+    script = ROOT / "benchmarks" / "stub_server.py"
+    return [
+        sys.executable,
+        str(script),
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+        *extra,
+    ]
+
+
+def signoria_argv(config: Path, port: int, *extra: str) -> list[str]:
+    signoria = Path(sys.executable).parent / "signoria"
+    return [str(signoria), "serve", "-c", str(config), "--port", str(port), *extra]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -167,14 +185,7 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
         "LITELLM_MASTER_KEY": KEY,
         "LITELLM_LOG": "ERROR",
     }
-    stub = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "stub_server.py"),
-        "--port",
-        str(stub_port),
-        "--latency-ms",
-        str(latency_ms),
-    ]
+    stub = stub_argv(stub_port, latency_ms)
     with (
         tempfile.TemporaryDirectory() as tmp,
         process(stub, f"http://127.0.0.1:{stub_port}/v1/models"),
@@ -183,20 +194,12 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
         targets: list[tuple[str, str, str, list[str] | None, str]] = [
             ("direct", f"http://127.0.0.1:{stub_port}/v1/chat/completions", "stub", None, ""),
         ]
-        signoria = [
-            str(Path(sys.executable).parent / "signoria"),
-            "serve",
-            "-c",
-            str(signoria_config(stub_port, directory)),
-            "--port",
-            str(signoria_port),
-            "--max-concurrent",
-            "1024",
-            "--log-level",
-            "warning",
-            *([] if record else ["--no-record"]),
-            *(["--db", f"sqlite:///{directory / 'overhead.db'}"] if record else []),
-        ]
+        signoria = signoria_argv(
+            signoria_config(stub_port, directory),
+            signoria_port,
+            *("--max-concurrent", "1024", "--log-level", "warning"),
+            *(["--db", f"sqlite:///{directory / 'overhead.db'}"] if record else ["--no-record"]),
+        )
         targets.append(
             (
                 "signoria",

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import KEY, ROOT, free_port, process
+from overhead import KEY, free_port, process, signoria_argv, stub_argv
 
 BUDGET_USD = 0.01
 # USD per million tokens (the config's unit): 1e-4 and 2e-4 USD a token, so a call
@@ -113,37 +113,19 @@ def spends(db: Path) -> list[float]:
 def main(duration_s: float, concurrency: int, fault_rate: float, seed: int) -> dict[str, Any]:
     stub_port, port = free_port(), free_port()
     env = {**os.environ, "STUB_API_KEY": "stub-key", "SIGNORIA_API_KEYS": KEY}
-    stub = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "stub_server.py"),
-        "--port",
-        str(stub_port),
-        "--latency-ms",
-        "30",
-        "--fault-rate",
-        str(fault_rate),
-        "--hang-s",
-        "5",
-        "--seed",
-        str(seed),
-    ]
+    stub = stub_argv(
+        stub_port, 30, "--fault-rate", str(fault_rate), "--hang-s", "5", "--seed", str(seed)
+    )
     statuses: Counter[str] = Counter()
     memory: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         db = directory / "soak.db"
-        serve = [
-            str(Path(sys.executable).parent / "signoria"),
-            "serve",
-            "-c",
-            str(config(stub_port, directory)),
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{db}",
-            "--log-level",
-            "warning",
-        ]
+        serve = signoria_argv(
+            config(stub_port, directory),
+            port,
+            *("--db", f"sqlite:///{db}", "--log-level", "warning"),
+        )
         with (
             process(stub, f"http://127.0.0.1:{stub_port}/v1/models"),
             process(serve, f"http://127.0.0.1:{port}/health", env) as server,
