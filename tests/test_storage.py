@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -21,7 +23,8 @@ from orchestrator.pipeline import Pipeline
 from orchestrator.result import AskResult
 from orchestrator.storage import StorageError, Store
 from orchestrator.storage.migrations_api import current_revision, downgrade, upgrade
-from tests.conftest import scripted
+from tests.conftest import ROOT, scripted
+from tests.server_process import running_server
 
 TABLES = {
     "runs",
@@ -230,4 +233,33 @@ async def test_same_behaviour_on_postgresql(postgres_url: str) -> None:
     engine.dispose()
     store = Store.open(postgres_url)
     exercise(store, await voted_result())
+    store.close()
+
+
+def test_two_server_instances_share_one_postgresql_database(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The REST server keeps no state a second instance would need: behind a load
+    balancer, both serve and both record into the same database."""
+    config = str(ROOT / "tests" / "configs" / "server_faults.yaml")
+    body = {"model": "signoria/quick", "messages": [{"role": "user", "content": "hi"}]}
+    with (
+        running_server("-c", config, "--db", postgres_url, log=tmp_path / "a.log") as a,
+        running_server("-c", config, "--db", postgres_url, log=tmp_path / "b.log") as b,
+    ):
+
+        async def hammer() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                posts = [
+                    client.post(f"{server.base_url}/v1/chat/completions", json=body)
+                    for server in (a, b)
+                    for _ in range(20)
+                ]
+                return [r.status_code for r in await asyncio.gather(*posts)]
+
+        assert asyncio.run(hammer()) == [200] * 40
+    store = Store.open(postgres_url)
+    serve_runs = store.runs(kind="serve")
+    assert len(serve_runs) == 2
+    assert [store.count_items(r.id) for r in serve_runs] == [20, 20]
     store.close()
