@@ -148,7 +148,9 @@ class CallRunner:
             self.budget.settle(reserved, None)
             if breaker is not None:
                 breaker.failure()
-            return self._failed(call, attempt, f"internal error: {type(exc).__name__}: {exc}", t0)
+            # The message may hold internals (paths, keys); traces reach clients, logs do not.
+            error = f"internal error in the backend ({type(exc).__name__}); see the server log"
+            return self._failed(call, attempt, error, t0)
         if breaker is not None:
             breaker.success()
         self.budget.settle(reserved, completion.cost)

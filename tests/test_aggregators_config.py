@@ -21,6 +21,8 @@ def test_aggregation_config_loads_and_every_aggregator_builds() -> None:
         "weighted-vote",
         "guarded-moa",
         "dropout-vote",
+        "synthesize-letter",
+        "guarded-synthesize-letter",
     }
     for spec in config.pipelines.values():
         AGGREGATORS[spec.aggregator.name].build(spec.aggregator.params)

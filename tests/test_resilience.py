@@ -153,4 +153,4 @@ async def test_a_backend_bug_costs_one_call_not_the_request() -> None:
     )
     [failed] = [c for c in result.calls if c.expert == "buggy"]
     assert result.answer == "42"
-    assert failed.error == "internal error: IndexError: list index out of range"
+    assert failed.error == "internal error in the backend (IndexError); see the server log"

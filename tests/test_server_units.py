@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import httpx
@@ -97,7 +98,14 @@ class _BrokenExpert:
         return None
 
 
-async def test_unexpected_errors_are_a_generic_500_without_internals() -> None:
+class _BrokenAggregator:
+    """An aggregator with a bug: the request itself cannot finish."""
+
+    async def aggregate(self, query: str, completions: object, ctx: object) -> object:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+
+def _app_with_a_broken_expert() -> httpx.AsyncClient:
     config = parse_config(
         {
             "default_pipeline": "p",
@@ -109,10 +117,25 @@ async def test_unexpected_errors_are_a_generic_500_without_internals() -> None:
     )
     orchestrator = Orchestrator(config)
     orchestrator.pool.add(_BrokenExpert())
+    pipeline = orchestrator.pipelines["p"]
+    orchestrator.pipelines["p"] = dataclasses.replace(pipeline, aggregator=_BrokenAggregator())  # type: ignore[arg-type]
     app = create_app(orchestrator, ServerSettings(record=False, max_concurrent=1))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_a_broken_backend_is_a_failed_call_without_internals() -> None:
+    async with _app_with_a_broken_expert() as client:
         body = {"model": "broken", "messages": [{"role": "user", "content": "hi"}]}
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "pipeline_failed"
+    assert "RuntimeError" in response.text
+    assert "secret" not in response.text and "/etc/passwd" not in response.text
+
+
+async def test_unexpected_errors_are_a_generic_500_without_internals() -> None:
+    async with _app_with_a_broken_expert() as client:
+        body = {"model": "signoria/p", "messages": [{"role": "user", "content": "hi"}]}
         response = await client.post("/v1/chat/completions", json=body)
         assert response.status_code == 500
         assert response.json() == {
@@ -126,7 +149,6 @@ async def test_unexpected_errors_are_a_generic_500_without_internals() -> None:
         assert "secret" not in response.text and "Traceback" not in response.text
         fine = await client.post("/v1/chat/completions", json={**body, "model": "ok"})
         assert fine.status_code == 200  # the failed request released its slot
-    await orchestrator.aclose()
 
 
 def test_create_app_refuses_a_public_host_without_keys() -> None:
