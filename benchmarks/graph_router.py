@@ -164,10 +164,16 @@ def bench_table(
 
     held = TABLES[name][1]
     seen = train.without_model(held)
-    seen_ctx = RouterContext.from_table(seen, balanced.trade_off, args.seed, embedder)
-    seen_ctx = dataclasses.replace(seen_ctx, cost_scale=balanced.cost_scale)
-    inductive = GraphRouter(config)
-    fit(inductive, seen, seen_ctx)
+
+    def trained_without_it(reference: RouterContext) -> tuple[GraphRouter, RouterContext]:
+        """A GraphRouter fitted on the seen models, at `reference`'s trade-off and cost scale."""
+        ctx = RouterContext.from_table(seen, reference.trade_off, args.seed, embedder)
+        ctx = dataclasses.replace(ctx, cost_scale=reference.cost_scale)
+        router = GraphRouter(config)
+        fit(router, seen, ctx)
+        return router, ctx
+
+    inductive, seen_ctx = trained_without_it(balanced)
     seen_best = BestSingle()
     fit(seen_best, seen, seen_ctx)
     out["inductive"] = {
@@ -178,10 +184,7 @@ def bench_table(
         "best_single_seen_models": evaluate(seen_best, test.without_model(held), seen_ctx),
     }
     # Performance-first is where a strong new model should be picked up at all.
-    seen_perf = RouterContext.from_table(seen, perf.trade_off, args.seed, embedder)
-    seen_perf = dataclasses.replace(seen_perf, cost_scale=perf.cost_scale)
-    inductive_perf = GraphRouter(config)
-    fit(inductive_perf, seen, seen_perf)
+    inductive_perf, seen_perf = trained_without_it(perf)
     out["inductive_performance"] = {
         "held_out": held,
         "graph_trained_with_it": perf_results["graph"],
