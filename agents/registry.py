@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions
 from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
+from agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
 from agents.backends.replay import ReplayExpert, ReplayOptions, load_table
 from agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
 from agents.plugins import Registry
@@ -80,6 +81,14 @@ register_backend(
         name="litellm",
         options=LiteLLMOptions,
         build=lambda card, opts, ctx: LiteLLMExpert(card, opts),
+        local=False,
+    )
+)
+register_backend(
+    Backend(
+        name="openai",
+        options=OpenAICompatOptions,
+        build=lambda card, opts, ctx: OpenAICompatExpert(card, opts),
         local=False,
     )
 )

@@ -41,11 +41,15 @@ BUDGET_USD = 0.01
 INPUT_PRICE, OUTPUT_PRICE = 100.0, 200.0
 
 
-def config(stub_port: int, directory: Path) -> Path:
+def config(stub_port: int, directory: Path, backend: str) -> Path:
+    where = (
+        f"    model: stub\n    base_url: http://127.0.0.1:{stub_port}/v1\n"
+        if backend == "openai"
+        else f"    model: openai/stub\n    api_base: http://127.0.0.1:{stub_port}/v1\n"
+    )
     expert = (
-        "    backend: litellm\n"
-        "    model: openai/stub\n"
-        f"    api_base: http://127.0.0.1:{stub_port}/v1\n"
+        f"    backend: {backend}\n"
+        f"{where}"
         "    api_key_env: STUB_API_KEY\n"
         f"    input_price: {INPUT_PRICE}\n"
         f"    output_price: {OUTPUT_PRICE}\n"
@@ -110,7 +114,9 @@ def spends(db: Path) -> list[float]:
     return [float(r[0]) for r in rows]
 
 
-def main(duration_s: float, concurrency: int, fault_rate: float, seed: int) -> dict[str, Any]:
+def main(
+    duration_s: float, concurrency: int, fault_rate: float, seed: int, backend: str
+) -> dict[str, Any]:
     stub_port, port = free_port(), free_port()
     env = {**os.environ, "STUB_API_KEY": "stub-key", "SIGNORIA_API_KEYS": KEY}
     stub = stub_argv(
@@ -122,7 +128,7 @@ def main(duration_s: float, concurrency: int, fault_rate: float, seed: int) -> d
         directory = Path(tmp)
         db = directory / "soak.db"
         serve = signoria_argv(
-            config(stub_port, directory),
+            config(stub_port, directory, backend),
             port,
             *("--db", f"sqlite:///{db}", "--log-level", "warning"),
         )
@@ -156,6 +162,7 @@ def main(duration_s: float, concurrency: int, fault_rate: float, seed: int) -> d
         "concurrency": concurrency,
         "fault_rate": fault_rate,
         "seed": seed,
+        "backend": backend,
         "requests": sum(statuses.values()),
         "statuses": dict(statuses),
         "crashed": crashed,
@@ -175,12 +182,14 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=["openai", "litellm"], default="openai")
     args = parser.parse_args()
-    report = main(args.duration, args.concurrency, args.fault_rate, args.seed)
+    report = main(args.duration, args.concurrency, args.fault_rate, args.seed, args.backend)
     print(json.dumps(report))
     rss = report["rss_mb"]
     print(
-        f"soak {args.duration:.0f}s x{args.concurrency}, {args.fault_rate:.0%} faults: "
+        f"soak {args.duration:.0f}s x{args.concurrency} ({args.backend} backend), "
+        f"{args.fault_rate:.0%} faults: "
         f"{report['requests']} requests {report['statuses']}, crashed {report['crashed']}; "
         f"RSS {rss['after_warmup']:.0f} -> {rss['end']:.0f} MB (max {rss['max']:.0f}); "
         f"max spend {report['max_recorded_spend_usd']} of {BUDGET_USD} USD, "

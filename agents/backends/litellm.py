@@ -11,13 +11,12 @@ import os
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from agents.errors import SignoriaError
+from agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
 from agents.pricing import call_cost
 from agents.retry_after import from_exception
 from agents.types import (
-    Availability,
     Completion,
     ExpertError,
     GenerationParams,
@@ -26,33 +25,13 @@ from agents.types import (
     Usage,
 )
 
-_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
-
-class LiteLLMOptions(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class LiteLLMOptions(RemoteOptions):
     model: str = Field(description="litellm model string, e.g. 'openai/gpt-4o-mini'")
     api_base: str | None = None
-    api_key_env: str | None = Field(
-        default=None, description="name of the environment variable that holds the key"
-    )
-    request_timeout_s: float = Field(default=600.0, gt=0)
 
-    def availability(self) -> Availability:
-        missing = self.api_key_env is not None and not os.environ.get(self.api_key_env)
-        detail = self.model + (f" (${self.api_key_env} not set)" if missing else "")
-        return Availability(available=not missing, detail=detail)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError(
-                "api_key must not be written in a config file; put it in an environment "
-                "variable and name that variable with api_key_env"
-            )
-        return data
+    def target(self) -> str:
+        return self.model
 
 
 def _litellm() -> Any:
@@ -82,6 +61,14 @@ def priced_card(card: ModelCard, model: str) -> ModelCard:
     )
 
 
+def count_tokens(model: str, messages: list[Message]) -> int:
+    """litellm's estimate: the model's own tokenizer when litellm knows it, else tiktoken."""
+    counted: int = _litellm().token_counter(
+        model=model, messages=[m.model_dump() for m in messages]
+    )
+    return counted
+
+
 class LiteLLMExpert:
     def __init__(self, card: ModelCard, options: LiteLLMOptions, *, client: Any = None) -> None:
         self._options = options
@@ -93,22 +80,8 @@ class LiteLLMExpert:
     def card(self) -> ModelCard:
         return self._card
 
-    def _api_key(self) -> str | None:
-        name = self._options.api_key_env
-        if name is None:
-            return None
-        key = os.environ.get(name)
-        if not key:
-            raise SignoriaError(
-                f"model {self._card.name!r} reads its API key from ${name}, which is not set"
-            )
-        return key
-
     async def count_tokens(self, messages: list[Message]) -> int:
-        counted: int = _litellm().token_counter(
-            model=self._options.model, messages=[m.model_dump() for m in messages]
-        )
-        return counted
+        return count_tokens(self._options.model, messages)
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         litellm = _litellm()
@@ -119,7 +92,7 @@ class LiteLLMExpert:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "api_base": self._options.api_base,
-            "api_key": self._api_key(),
+            "api_key": self._options.api_key(self._card.name),
             "timeout": self._options.request_timeout_s,
             "num_retries": 0,
             "max_retries": 0,
@@ -136,7 +109,7 @@ class LiteLLMExpert:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:  # litellm maps every provider error onto its own classes
             status = getattr(exc, "status_code", None)
-            retryable = status in _RETRYABLE_STATUS or isinstance(
+            retryable = status in RETRYABLE_STATUS or isinstance(
                 exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout
             )
             raise ExpertError(

@@ -1,12 +1,15 @@
-"""The litellm backend against a real OpenAI-compatible server on 127.0.0.1.
+"""The two remote backends, litellm and openai (direct httpx), against a real
+OpenAI-compatible server on 127.0.0.1.
 
 The server is llama-cpp-python's own (`python -m llama_cpp.server`) serving SmolLM2; it
 is started by the fixture and checks a bearer key, so the key path is real too. Provider
-faults (5xx, 4xx) are injected at the HTTP seam with httpx.MockTransport.
+faults (5xx, 429, dropped connections, malformed bodies, 4xx) are injected at the HTTP seam
+with httpx.MockTransport; every behaviour is asserted for both backends alike.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,9 +24,10 @@ import pytest
 from openai import AsyncOpenAI
 
 from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, priced_card
+from agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
 from agents.errors import SignoriaError
 from agents.sources import EmbeddedSource, resolve
-from agents.types import ExpertError, GenerationParams, Message, ModelCard
+from agents.types import Expert, ExpertError, GenerationParams, Message, ModelCard
 from orchestrator.aggregators.first import FirstAnswer, FirstParams
 from orchestrator.limits import Limits
 from orchestrator.pipeline import Pipeline, PipelineFailed
@@ -98,41 +102,95 @@ def card(price: float | None = None) -> ModelCard:
     return ModelCard(name="remote-smol", backend="litellm", input_price=price, output_price=price)
 
 
-def options(base: str, key_env: str = "SIGNORIA_TEST_KEY") -> LiteLLMOptions:
-    return LiteLLMOptions(model="openai/smollm2", api_base=base, api_key_env=key_env)
+Handler = Any  # httpx.MockTransport's handler: Request -> Response
+BACKENDS = ("litellm", "openai")
 
 
+def remote(
+    backend: str,
+    base: str,
+    key_env: str | None = "SIGNORIA_TEST_KEY",
+    price: float | None = None,
+    handler: Handler | None = None,
+) -> Expert:
+    """The expert under test; with a handler, its HTTP goes to that handler instead."""
+    transport = None if handler is None else httpx.MockTransport(handler)
+    if backend == "openai":
+        opts = OpenAICompatOptions(model="smollm2", base_url=base, api_key_env=key_env)
+        return OpenAICompatExpert(card(price), opts, transport=transport)
+    client = None
+    if transport is not None:
+        client = AsyncOpenAI(
+            base_url=base,
+            api_key="x",
+            max_retries=0,
+            http_client=httpx.AsyncClient(transport=transport),
+        )
+    litellm_opts = LiteLLMOptions(model="openai/smollm2", api_base=base, api_key_env=key_env)
+    return LiteLLMExpert(card(price), litellm_opts, client=client)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_real_server_generation_with_key_from_env(
-    server: str, monkeypatch: pytest.MonkeyPatch
+    backend: str, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
-    remote = LiteLLMExpert(card(), options(server))
-    result = await remote.generate(QUESTION, params=GenerationParams(max_tokens=12, seed=1))
+    expert = remote(backend, server)
+    result = await expert.generate(QUESTION, params=GenerationParams(max_tokens=12, seed=1))
+    await expert.aclose()
     assert result.ok and result.text
     assert result.usage.tokens_in > 0 and 0 < result.usage.tokens_out <= 12
     assert result.cost is None  # no price in config or in litellm's map: unknown, not 0
 
-    priced = LiteLLMExpert(card(price=2.0), options(server))
+    priced = remote(backend, server, price=2.0)
     again = await priced.generate(QUESTION, params=GenerationParams(max_tokens=12, seed=1))
+    await priced.aclose()
     expected = (again.usage.tokens_in + again.usage.tokens_out) * 2.0 / 1e6
     assert again.cost == pytest.approx(expected)
 
 
-async def test_wrong_key_is_a_non_retryable_error(
+async def test_both_backends_give_the_same_greedy_answer(
     server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
+    params = GenerationParams(max_tokens=12, temperature=0.0)
+    answers = []
+    for backend in BACKENDS:
+        expert = remote(backend, server)
+        answers.append((await expert.generate(QUESTION, params=params)).text)
+        await expert.aclose()
+    assert answers[0] == answers[1] != ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_wrong_key_is_a_non_retryable_error(
+    backend: str, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SIGNORIA_TEST_KEY", "wrong")
-    remote = LiteLLMExpert(card(), options(server))
+    expert = remote(backend, server)
     with pytest.raises(ExpertError) as info:
-        await remote.generate(QUESTION, params=GenerationParams(max_tokens=4))
+        await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
+    await expert.aclose()
     assert not info.value.retryable
 
 
-async def test_missing_key_variable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_missing_key_variable_is_a_clear_error(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SIGNORIA_NO_SUCH_KEY", raising=False)
-    remote = LiteLLMExpert(card(), options("http://127.0.0.1:9/v1", "SIGNORIA_NO_SUCH_KEY"))
+    expert = remote(backend, "http://127.0.0.1:9/v1", "SIGNORIA_NO_SUCH_KEY")
     with pytest.raises(SignoriaError, match=r"\$SIGNORIA_NO_SUCH_KEY, which is not set"):
-        await remote.generate(QUESTION, params=GenerationParams(max_tokens=4))
+        await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_refused_connection_is_a_retryable_error(backend: str) -> None:
+    expert = remote(backend, f"http://127.0.0.1:{free_port()}/v1", None)
+    with pytest.raises(ExpertError) as info:
+        await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
+    await expert.aclose()
+    assert info.value.retryable
 
 
 def test_prices_come_from_litellms_map_when_not_configured() -> None:
@@ -155,9 +213,7 @@ def completion_body(text: str) -> dict[str, object]:
     }
 
 
-def flaky_client(
-    statuses: list[int], headers: dict[str, str] | None = None
-) -> tuple[AsyncOpenAI, list[int]]:
+def flaky(statuses: list[int], headers: dict[str, str] | None = None) -> tuple[Handler, list[int]]:
     seen: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -168,13 +224,10 @@ def flaky_client(
             return httpx.Response(status, json=body, headers=headers)
         return httpx.Response(200, json=completion_body("recovered"))
 
-    client = AsyncOpenAI(
-        base_url="http://127.0.0.1:1/v1",
-        api_key="x",
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-    )
-    return client, seen
+    return handler, seen
+
+
+NOWHERE = "http://127.0.0.1:1/v1"
 
 
 def single(retries: int) -> Pipeline:
@@ -186,24 +239,26 @@ def single(retries: int) -> Pipeline:
     )
 
 
-async def test_provider_503_is_retried_by_the_one_retry_loop() -> None:
-    client, seen = flaky_client([503])
-    remote = LiteLLMExpert(card(price=1.0), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
-    result = await single(retries=1).run("hi", {"remote-smol": remote})
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_provider_503_is_retried_by_the_one_retry_loop(backend: str) -> None:
+    handler, seen = flaky([503])
+    expert = remote(backend, NOWHERE, None, price=1.0, handler=handler)
+    result = await single(retries=1).run("hi", {"remote-smol": expert})
     assert result.answer == "recovered" and seen == [503, 200]
     assert [c.attempt for c in result.calls] == [1, 2]
     assert result.calls[0].error is not None and "503" in result.calls[0].error
 
 
-async def test_provider_429_retry_after_reaches_the_retry_loop() -> None:
-    client, _ = flaky_client([429], headers={"Retry-After": "0.3"})
-    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_provider_429_retry_after_reaches_the_retry_loop(backend: str) -> None:
+    handler, _ = flaky([429], headers={"Retry-After": "0.3"})
+    expert = remote(backend, NOWHERE, None, handler=handler)
     with pytest.raises(ExpertError) as info:
-        await remote.generate([Message(role="user", content="hi")], params=GenerationParams())
+        await expert.generate([Message(role="user", content="hi")], params=GenerationParams())
     assert info.value.retryable and info.value.retry_after_s == pytest.approx(0.3)
-    client, seen = flaky_client([429], headers={"Retry-After": "0.3"})
-    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
-    result = await single(retries=1).run("hi", {"remote-smol": remote})
+    handler, seen = flaky([429], headers={"Retry-After": "0.3"})
+    expert = remote(backend, NOWHERE, None, handler=handler)
+    result = await single(retries=1).run("hi", {"remote-smol": expert})
     assert result.answer == "recovered" and seen == [429, 200]
     failed, succeeded = result.calls
     assert succeeded.started_at - failed.started_at >= 0.3
@@ -225,8 +280,9 @@ def no_choices(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={**completion_body(""), "choices": []})
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fault", [dropped, malformed, html_502, no_choices])
-async def test_provider_faults_are_retryable_and_recovered(fault: Any) -> None:
+async def test_provider_faults_are_retryable_and_recovered(backend: str, fault: Any) -> None:
     calls: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -235,24 +291,59 @@ async def test_provider_faults_are_retryable_and_recovered(fault: Any) -> None:
             fault(request) if len(calls) == 1 else httpx.Response(200, json=completion_body("ok"))
         )
 
-    client = AsyncOpenAI(
-        base_url="http://127.0.0.1:1/v1",
-        api_key="x",
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-    )
-    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
-    result = await single(retries=1).run("hi", {"remote-smol": remote})
+    expert = remote(backend, NOWHERE, None, handler=handler)
+    result = await single(retries=1).run("hi", {"remote-smol": expert})
     assert result.answer == "ok" and len(calls) == 2
     assert result.calls[0].error is not None and result.calls[1].error is None
 
 
-async def test_provider_400_is_not_retried() -> None:
-    client, seen = flaky_client([400, 400])
-    remote = LiteLLMExpert(card(), options("http://127.0.0.1:1/v1", None), client=client)  # type: ignore[arg-type]
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_provider_400_is_not_retried(backend: str) -> None:
+    handler, seen = flaky([400, 400])
+    expert = remote(backend, NOWHERE, None, handler=handler)
     with pytest.raises(PipelineFailed):
-        await single(retries=3).run("hi", {"remote-smol": remote})
+        await single(retries=3).run("hi", {"remote-smol": expert})
     assert seen == [400]
+
+
+async def test_openai_backend_without_usage_leaves_the_cost_unknown() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = completion_body("fine")
+        del body["usage"]
+        return httpx.Response(200, json=body)
+
+    expert = remote("openai", NOWHERE, None, price=3.0, handler=handler)
+    result = await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
+    assert result.text == "fine" and result.cost is None
+
+
+async def test_openai_backend_sends_the_request_as_is() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=completion_body("ok"))
+
+    os.environ["SIGNORIA_TEST_KEY_2"] = "k-123"
+    try:
+        expert = remote("openai", NOWHERE + "/", "SIGNORIA_TEST_KEY_2", handler=handler)
+        params = GenerationParams(max_tokens=7, temperature=0.2, seed=3, stop=("\n",))
+        await expert.generate(QUESTION, params=params)
+    finally:
+        del os.environ["SIGNORIA_TEST_KEY_2"]
+    (request,) = seen
+    assert str(request.url) == "http://127.0.0.1:1/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer k-123"
+    body = json.loads(request.content)
+    assert body == {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "max_tokens": 7,
+        "temperature": 0.2,
+        "top_p": 1.0,
+        "seed": 3,
+        "stop": ["\n"],
+    }
 
 
 def test_no_network_leaks_into_the_suite() -> None:
