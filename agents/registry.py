@@ -6,13 +6,13 @@ by `backend:` and its options are validated by its own pydantic model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions
+from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, load_litellm
 from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
 from agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
 from agents.backends.replay import ReplayExpert, ReplayOptions, load_table
@@ -55,6 +55,8 @@ class Backend:
     options: type[BaseModel]
     build: Callable[[ModelCard, Any, BuildContext], Expert]
     local: bool
+    # Heavy imports a long-running process pays up front rather than on its first request.
+    preload: Callable[[], object] | None = None
 
 
 BACKENDS: Registry[Backend] = Registry("backend")
@@ -66,6 +68,13 @@ def register_backend(backend: Backend) -> None:
 
 def get_backend(name: str) -> Backend:
     return BACKENDS[name]
+
+
+def preload_backends(names: Iterable[str]) -> None:
+    for name in sorted(set(names)):
+        preload = BACKENDS[name].preload
+        if preload is not None:
+            preload()
 
 
 register_backend(
@@ -82,6 +91,7 @@ register_backend(
         options=LiteLLMOptions,
         build=lambda card, opts, ctx: LiteLLMExpert(card, opts),
         local=False,
+        preload=load_litellm,
     )
 )
 register_backend(

@@ -348,3 +348,13 @@ async def test_openai_backend_sends_the_request_as_is() -> None:
 
 def test_no_network_leaks_into_the_suite() -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_a_server_imports_litellm_before_serving_only_when_a_model_uses_it() -> None:
+    code = (
+        "import sys; from agents.registry import preload_backends; "
+        "preload_backends(['openai', 'llamacpp']); print('litellm' in sys.modules); "
+        "preload_backends(['litellm']); print('litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -34,7 +34,8 @@ class LiteLLMOptions(RemoteOptions):
         return self.model
 
 
-def _litellm() -> Any:
+def load_litellm() -> Any:
+    """The litellm module, imported on first use: ~3 s, paid only by configs that use it."""
     # Use the price map bundled with the pinned release rather than fetching one at import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
@@ -47,7 +48,8 @@ def priced_card(card: ModelCard, model: str) -> ModelCard:
     """Fill unknown prices from litellm's price map; leave them `None` if it has none."""
     if card.input_price is not None and card.output_price is not None:
         return card
-    info = _litellm().model_cost.get(model) or _litellm().model_cost.get(model.split("/", 1)[-1])
+    prices = load_litellm().model_cost
+    info = prices.get(model) or prices.get(model.split("/", 1)[-1])
     if not info:
         return card
     per_in, per_out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
@@ -63,7 +65,7 @@ def priced_card(card: ModelCard, model: str) -> ModelCard:
 
 def count_tokens(model: str, messages: list[Message]) -> int:
     """litellm's estimate: the model's own tokenizer when litellm knows it, else tiktoken."""
-    counted: int = _litellm().token_counter(
+    counted: int = load_litellm().token_counter(
         model=model, messages=[m.model_dump() for m in messages]
     )
     return counted
@@ -84,7 +86,7 @@ class LiteLLMExpert:
         return count_tokens(self._options.model, messages)
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
-        litellm = _litellm()
+        litellm = load_litellm()
         kwargs: dict[str, Any] = {
             "model": self._options.model,
             "messages": [m.model_dump() for m in messages],

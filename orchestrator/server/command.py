@@ -84,10 +84,13 @@ def serve(
 
     import uvicorn
 
+    from agents.registry import preload_backends
     from orchestrator.sdk import Orchestrator
     from orchestrator.server.app import create_app
 
-    app = create_app(Orchestrator.from_config(config), settings)
+    orchestrator = Orchestrator.from_config(config)
+    app = create_app(orchestrator, settings)
+    preload_backends(spec.backend for spec in orchestrator.config.models.values())
     # Everything imported and built so far lives as long as the process. Left to the
     # collector, each full collection walks it all (torch, sklearn, the routers): ~220 ms
     # pauses of every in-flight request, the whole p99 at 16+ concurrent requests
