@@ -50,7 +50,7 @@ from agents.sources import resolve
 from agents.types import Expert, GenerationParams, Message
 from evals.batch_by_expert import BatchResult, Call, majority, run_by_expert, run_per_query
 from evals.datasets import EvalItem, load_items
-from evals.export import export_outcomes
+from evals.export import export_outcomes, model_entries
 from evals.scoring import score
 from orchestrator.config import SignoriaConfig, home, load_config
 from orchestrator.storage import Store
@@ -65,24 +65,11 @@ SYSTEM = "Answer with only the letter of the correct option."
 
 
 def outcome_table(db: str, runs: list[str], cfg: SignoriaConfig) -> RoutingTable:
-    info = {
-        name: ModelEntry(
-            description=s.description,
-            input_price=s.input_price,
-            output_price=s.output_price,
-            params_b=s.params_b,
-        )
-        for name, s in cfg.models.items()
-    }
-    store = Store.open(db)
+    info = {name: ModelEntry.model_validate(e) for name, e in model_entries(cfg).items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "outcomes.jsonl"
-        with path.open("w") as out:
-            for run in runs:
-                part = Path(tmp) / f"{run}.jsonl"
-                if export_outcomes(store, run, part) == 0:
-                    sys.exit(f"error: run {run!r} in {db} has no outcomes")
-                out.write(part.read_text())
+        if export_outcomes(Store.open(db), runs, path) == 0:
+            sys.exit(f"error: runs {runs} in {db} have no outcomes")
         return load_table(path, info)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evals.export import export_outcomes
+from evals.export import export_outcomes, model_entries
 from orchestrator.config import load_config
 from orchestrator.storage import Store
 from routers.artifact import train_artifact
@@ -49,24 +49,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    store = Store.open(args.db)
-    lines: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in args.runs:
-            part = Path(tmp) / f"{run}.jsonl"
-            export_outcomes(store, run, part)
-            lines += part.read_text().splitlines()
-    args.table_out.write_text("".join(line + "\n" for line in lines))
+    export_outcomes(Store.open(args.db), args.runs, args.table_out)
     cfg = load_config(ROOT / "configs" / "default.yaml")
-    info = {
-        name: ModelEntry(
-            description=spec.description,
-            input_price=spec.input_price,
-            output_price=spec.output_price,
-            params_b=spec.params_b,
-        )
-        for name, spec in cfg.models.items()
-    }
+    info = {name: ModelEntry.model_validate(e) for name, e in model_entries(cfg).items()}
     table = load_table(args.table_out, info)
     train, test = table.split(0.25, seed=args.seed)
     out = Path(tempfile.mkdtemp(prefix="local-loop-"))

@@ -25,7 +25,7 @@ from rich.progress import (
 from agents.errors import SignoriaError
 from evals.datasets import load_items
 from evals.executors import RayExecutor
-from evals.export import export_outcomes, models_file
+from evals.export import export_outcomes, model_entries, models_file
 from evals.report import compare_table, summarise, write_report
 from evals.runner import run_eval
 from orchestrator.result import AskResult
@@ -173,19 +173,7 @@ def export_command(
     if models is not None:
         from orchestrator.config import load_config
 
-        cfg = load_config(config)
-        models_file(
-            {
-                name: {
-                    "description": spec.description,
-                    "input_price": spec.input_price,
-                    "output_price": spec.output_price,
-                    "params_b": spec.params_b,
-                }
-                for name, spec in cfg.models.items()
-            },
-            models,
-        )
+        models_file(model_entries(load_config(config)), models)
     out.print(f"{rows} rows written to {outcomes}" + (f", models to {models}" if models else ""))
 
 

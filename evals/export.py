@@ -7,11 +7,13 @@ before any aggregation) scored against the reference, with that call's cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evals.datasets import EvalItem, answer_kind
 from evals.scoring import score
+from orchestrator.config import SignoriaConfig
 from orchestrator.storage import Store
 from orchestrator.storage.schema import Item
 
@@ -40,16 +42,33 @@ def outcome_row(item: Item, benchmark: str | None) -> dict[str, Any]:
     }
 
 
-def export_outcomes(store: Store, run_id: str, path: Path) -> int:
-    """Write the table; returns the number of rows (items with at least one answer)."""
-    run = store.require_run(run_id)
-    rows = [outcome_row(item, run.benchmark) for item in store.items(run_id)]
+def export_outcomes(store: Store, run_id: str | Sequence[str], path: Path) -> int:
+    """Write the table of one run, or of several one after another (e.g. an MMLU and a
+    GSM8K run of the same pool); returns the number of rows (items with an answer)."""
+    run_ids = [run_id] if isinstance(run_id, str) else list(run_id)
+    rows = []
+    for one in run_ids:
+        run = store.require_run(one)
+        rows += [outcome_row(item, run.benchmark) for item in store.items(one)]
     rows = [row for row in rows if row["outcomes"]]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     return len(rows)
+
+
+def model_entries(config: SignoriaConfig) -> dict[str, dict[str, Any]]:
+    """What the models file says of each configured model: description and prices."""
+    return {
+        name: {
+            "description": spec.description,
+            "input_price": spec.input_price,
+            "output_price": spec.output_price,
+            "params_b": spec.params_b,
+        }
+        for name, spec in config.models.items()
+    }
 
 
 def models_file(cards: dict[str, Any], path: Path) -> None:
