@@ -48,7 +48,9 @@ def make(key: str, config: GraphConfig) -> TrainableRouter:
     return GraphRouter(config) if key == "graph" else routers[key]()
 
 
-def one_seed(name: str, seed: int, config: GraphConfig, embedder: Embedder, quick: bool) -> dict:
+def one_seed(
+    name: str, seed: int, config: GraphConfig, embedder: Embedder, quick: bool, anchor: float | None
+) -> dict:
     """{scenario: {router: {reward, quality, cost_per_query, top}}} for one split."""
     train, test = load(name, 600 if quick else None).split(test_fraction=0.2, seed=seed)
     out: dict[str, Any] = {"train": len(train), "test": len(test)}
@@ -56,7 +58,8 @@ def one_seed(name: str, seed: int, config: GraphConfig, embedder: Embedder, quic
         ctx = RouterContext.from_table(train, TradeOff.scenario(scenario), seed, embedder)
         out[scenario] = {}
         for key in ("graph", *baselines):
-            router = make(key, config)
+            lean = {"anchor_margin": anchor} if scenario == "performance" else {}
+            router = make(key, config.model_copy(update=lean))
             seconds = fit(router, train, ctx)
             result = evaluate(router, test, ctx)
             top = max(result["call_share"].items(), key=lambda kv: kv[1])
@@ -153,6 +156,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--quick", action="store_true", help="600 rows, 40 epochs: smoke run")
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument(
+        "--anchor-margin",
+        type=float,
+        default=None,
+        help="GraphConfig.anchor_margin for the performance-first GraphRouter",
+    )
     args = parser.parse_args()
     config = GraphConfig(epochs=40) if args.quick else GraphConfig()
     embedder = Embedder.load(CACHE)
@@ -161,12 +170,13 @@ def main() -> None:
         "split": "RoutingTable.split(0.2, seed)",
         "quick": args.quick,
         "graph_config": config.model_dump(),
+        "performance_anchor_margin": args.anchor_margin,
     }
     for name in args.tables:
         t0 = time.perf_counter()
         per_seed = {}
         for seed in args.seeds:
-            per_seed[seed] = one_seed(name, seed, config, embedder, args.quick)
+            per_seed[seed] = one_seed(name, seed, config, embedder, args.quick, args.anchor_margin)
             print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         embedder.save(CACHE)
         summary = summarise_seeds(per_seed)

@@ -50,12 +50,15 @@ class GraphRouter:
         self.readout = readout
         self.graph: TrainingGraph | None = None
         self.net: GraphRouterNet | None = None
+        self.anchor: str | None = None  # the best single model of the training table
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
         graph = training_graph(table.queries, table.tasks, table.scores, table.costs, ctx)
         llms = llm_nodes(ctx, graph)
-        self.net = train(graph, llms, ctx.reward(table), self.config, ctx.seed)
+        reward = ctx.reward(table)
+        self.net = train(graph, llms, reward, self.config, ctx.seed)
         self.graph = graph
+        self.anchor = table.models[int(np.argmax(reward.mean(axis=0)))]
 
     def _trained(self) -> tuple[TrainingGraph, GraphRouterNet]:
         if self.graph is None or self.net is None:
@@ -79,9 +82,13 @@ class GraphRouter:
             return np.zeros((0, len(ctx.models)))
         out = self.predict(queries, ctx)
         if self.readout == "quality":
-            return ctx.utility(torch.sigmoid(out[..., 1]).numpy().astype(float))
-        logits: np.ndarray = out[..., 0].numpy().astype(float)
-        return logits
+            utility = ctx.utility(torch.sigmoid(out[..., 1]).numpy().astype(float))
+        else:
+            utility = out[..., 0].numpy().astype(float)
+        margin = self.config.anchor_margin
+        if margin is not None and self.anchor in ctx.models:
+            utility[:, ctx.models.index(self.anchor)] += margin
+        return utility
 
     def save(self, directory: Path) -> None:
         graph, net = self._trained()
@@ -93,6 +100,7 @@ class GraphRouter:
             "models": graph.models,
             "cost_scale": graph.cost_scale,
             "price_scale": graph.price_scale,
+            "anchor": self.anchor,
         }
         (directory / CONFIG).write_text(json.dumps(meta, indent=2))
 
@@ -102,6 +110,7 @@ class GraphRouter:
         tensors = saved["graph"]
         self.config = GraphConfig.model_validate(meta["config"])
         self.readout = meta["readout"]
+        self.anchor = meta.get("anchor")
         self.graph = TrainingGraph(
             query_x=tensors["query_x"],
             query_task=tensors["query_task"],

@@ -43,6 +43,11 @@ class GraphConfig(BaseModel):
     # 0: the paper's target (the reward-best LLMs). > 0: softmax(reward / temperature),
     # whose expectation ranks LLMs by expected reward rather than by how often they win.
     target_temperature: float = Field(default=0.0, ge=0)
+    # Routing away from the model with the best mean training reward (the best single
+    # model under the trade-off) only when another model's predicted utility beats it by
+    # more than this: per-query predictions are noisy, the best single model's record is
+    # not. None: plain argmax.
+    anchor_margin: float | None = Field(default=None, ge=0)
 
 
 @contextmanager
