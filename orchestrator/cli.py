@@ -155,6 +155,10 @@ def route_train(
     beta: Annotated[float | None, typer.Option(help="Weight of normalised cost")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="First N rows only")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for the router's config, e.g. anchor_margin=0.2 (graph)"),
+    ] = None,
 ) -> None:
     """Train a router and the baselines on an outcome table; save a self-contained artifact."""
     from routers.commands import train_command
@@ -169,6 +173,7 @@ def route_train(
         beta=beta,
         seed=seed,
         limit=limit,
+        options=option,
     )
 
 

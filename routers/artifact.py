@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from agents.errors import SignoriaError
 from routers.data import ModelEntry, RoutingTable
@@ -29,8 +31,27 @@ class ArtifactError(SignoriaError):
     pass
 
 
-def build(name: str) -> TrainableRouter:
+def build(name: str, options: Mapping[str, Any] | None = None) -> TrainableRouter:
+    """A fresh router; `options` set fields of its config model (e.g. the GraphRouter's
+    `epochs` or `anchor_margin`), validated, so a wrong key or value is a clear error."""
     router: TrainableRouter = TRAINABLE[name]()
+    if not options:
+        return router
+    config = getattr(router, "config", None)
+    if not isinstance(config, BaseModel):
+        raise ArtifactError(f"router {name!r} takes no options")
+    fields = type(config).model_fields
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ArtifactError(
+            f"router {name!r} has no option {', '.join(unknown)} (known: {', '.join(fields)})"
+        )
+    try:
+        router.config = type(config).model_validate({**config.model_dump(), **options})  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ArtifactError(f"router {name!r} option {where}: {problem['msg']}") from None
     return router
 
 
@@ -43,6 +64,7 @@ def train_artifact(
     seed: int = 0,
     source: dict[str, Any] | None = None,
     baselines: tuple[str, ...] = BASELINES,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Fit `name` and the baselines on `table`; returns the seconds each fit took."""
     ctx = RouterContext.from_table(table, trade_off, seed=seed)
@@ -50,7 +72,7 @@ def train_artifact(
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
     for router_name in dict.fromkeys((name, *baselines)):
-        router = build(router_name)
+        router = build(router_name, options if router_name == name else None)
         t0 = time.perf_counter()
         np.random.seed(seed)
         router.fit(table, ctx)

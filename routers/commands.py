@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from routers.artifact import read_config, train_artifact
+from routers.artifact import build, read_config, train_artifact
 from routers.data import ModelEntry, load_models, load_table
 from routers.evaluate import evaluate, plot
 from routers.learned import TradeOff
@@ -26,6 +27,21 @@ def trade_off(scenario: str | None, alpha: float | None, beta: float | None) -> 
     return TradeOff.scenario(scenario or "balanced")
 
 
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; a value is read as JSON when it parses (numbers, true, null),
+    else kept as a string."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option wants KEY=VALUE, got {pair!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
 def train_command(
     *,
     router: str,
@@ -37,7 +53,10 @@ def train_command(
     beta: float | None,
     seed: int,
     limit: int | None,
+    options: list[str] | None = None,
 ) -> None:
+    parsed = parse_options(options or [])
+    build(router, parsed)  # a bad name or option fails here, before anything loads
     table = load_table(train, load_models(models), limit=limit)
     t0 = time.perf_counter()
     timings = train_artifact(
@@ -47,6 +66,7 @@ def train_command(
         out_dir,
         seed=seed,
         source={"train": str(train), "models": str(models)},
+        options=parsed,
     )
     err.print(
         f"trained {router} and {len(timings) - 1} baselines on {len(table)} rows in "

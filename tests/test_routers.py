@@ -186,3 +186,48 @@ async def test_learned_router_routes_live_queries_over_the_pool(artifact: Path, 
     chosen = decision.assignments[0].expert
     assert decision.scores[chosen] == max(decision.scores.values())
     assert "not in pool" in decision.reason
+
+
+def test_router_options_set_validated_config_fields() -> None:
+    from routers.artifact import ArtifactError, build
+    from routers.commands import parse_options
+
+    options = parse_options(["anchor_margin=0.2", "epochs=5"])
+    assert options == {"anchor_margin": 0.2, "epochs": 5}
+    graph = build("graph", options)
+    assert graph.config.anchor_margin == 0.2 and graph.config.epochs == 5  # type: ignore[attr-defined]
+    with pytest.raises(ArtifactError, match=r"has no option anchor\b.*known: hidden, epochs"):
+        build("graph", {"anchor": 1})
+    with pytest.raises(ArtifactError, match=r"option epochs: Input should be greater than"):
+        build("graph", {"epochs": 0})
+    with pytest.raises(ArtifactError, match="router 'mlp' takes no options"):
+        build("mlp", {"hidden": 3})
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["epochs"])
+
+
+def test_route_cli_passes_options_to_the_router(tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    base = [SIGNORIA, "route", "train", "--train", str(TABLE), "--models", str(MODELS)]
+    bad = subprocess.run(
+        [*base, "--router", "mlp", "--out", str(out), "--option", "hidden=3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == ["error: router 'mlp' takes no options"]
+    done = subprocess.run(
+        [
+            *base,
+            *("--router", "graph", "--out", str(out), "--scenario", "performance"),
+            *("--option", "anchor_margin=0.2", "--option", "epochs=3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((out / "routers" / "graph" / "graph_router.json").read_text())
+    assert saved["config"]["anchor_margin"] == 0.2 and saved["config"]["epochs"] == 3
+    assert saved["anchor"] in json.loads((out / "config.json").read_text())["models"]
