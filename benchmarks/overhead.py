@@ -149,20 +149,24 @@ async def load(url: str, model: str, concurrency: int, requests: int) -> dict[st
     }
 
 
+def stub_expert(stub_port: int, backend: str) -> str:
+    """The YAML lines of a model entry that calls the stub through `backend`."""
+    url = f"http://127.0.0.1:{stub_port}/v1"
+    where = (
+        f"    model: stub\n    base_url: {url}\n"
+        if backend == "openai"
+        else f"    model: openai/stub\n    api_base: {url}\n"
+    )
+    return f"    backend: {backend}\n{where}    api_key_env: STUB_API_KEY\n"
+
+
 def signoria_config(stub_port: int, directory: Path, backend: str = "openai") -> Path:
     path = directory / f"overhead-{backend}.yaml"
-    where = (
-        f"    model: stub\n    base_url: http://127.0.0.1:{stub_port}/v1\n"
-        if backend == "openai"
-        else f"    model: openai/stub\n    api_base: http://127.0.0.1:{stub_port}/v1\n"
-    )
     path.write_text(
         "default_pipeline: single\n"
         "models:\n"
         "  stub:\n"
-        f"    backend: {backend}\n"
-        f"{where}"
-        "    api_key_env: STUB_API_KEY\n"
+        f"{stub_expert(stub_port, backend)}"
         "    input_price: 0.0\n"
         "    output_price: 0.0\n"
         "pipelines:\n"

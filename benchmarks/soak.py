@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import KEY, free_port, process, signoria_argv, stub_argv
+from overhead import KEY, free_port, process, signoria_argv, stub_argv, stub_expert
 
 BUDGET_USD = 0.01
 # USD per million tokens (the config's unit): 1e-4 and 2e-4 USD a token, so a call
@@ -42,15 +42,8 @@ INPUT_PRICE, OUTPUT_PRICE = 100.0, 200.0
 
 
 def config(stub_port: int, directory: Path, backend: str) -> Path:
-    where = (
-        f"    model: stub\n    base_url: http://127.0.0.1:{stub_port}/v1\n"
-        if backend == "openai"
-        else f"    model: openai/stub\n    api_base: http://127.0.0.1:{stub_port}/v1\n"
-    )
     expert = (
-        f"    backend: {backend}\n"
-        f"{where}"
-        "    api_key_env: STUB_API_KEY\n"
+        f"{stub_expert(stub_port, backend)}"
         f"    input_price: {INPUT_PRICE}\n"
         f"    output_price: {OUTPUT_PRICE}\n"
         "    request_timeout_s: 2.0\n"

@@ -44,7 +44,7 @@ class BestSingle(_Constant):
     name: ClassVar[str] = "best-single"
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
-        self.index = int(np.argmax(ctx.reward(table).mean(axis=0)))
+        self.index = ctx.best_single(table)
 
 
 class Cheapest(_Constant):

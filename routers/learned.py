@@ -88,6 +88,10 @@ class RouterContext:
         reward: np.ndarray = self.trade_off.alpha * table.scores - self.trade_off.beta * costs
         return reward
 
+    def best_single(self, table: RoutingTable) -> int:
+        """The model with the best mean reward over `table`: the best-single baseline."""
+        return int(np.argmax(self.reward(table).mean(axis=0)))
+
     def features(self, queries: Sequence[str]) -> np.ndarray:
         return self.embedder.embed(queries)
 

@@ -22,7 +22,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import Field
 
-from agents.backends.litellm import priced_card
+from agents.backends.litellm import count_tokens, priced_card
 from agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
 from agents.pricing import call_cost
 from agents.retry_after import header, retry_after_seconds
@@ -87,8 +87,6 @@ class OpenAICompatExpert:
 
     async def count_tokens(self, messages: list[Message]) -> int:
         # Only budgets ask before a call; litellm's counter is a fair estimate for any model.
-        from agents.backends.litellm import count_tokens
-
         return count_tokens(self._options.model, messages)
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
@@ -128,17 +126,20 @@ class OpenAICompatExpert:
             finish_reason=choice.get("finish_reason"),
         )
 
-    def _fault(self, detail: str, *, retryable: bool = True) -> ExpertError:
-        return ExpertError(f"{self._card.name}: {detail[:300]}", retryable=retryable)
+    def _fault(
+        self, detail: str, *, retryable: bool = True, retry_after_s: float | None = None
+    ) -> ExpertError:
+        return ExpertError(
+            f"{self._card.name}: {detail[:300]}", retryable=retryable, retry_after_s=retry_after_s
+        )
 
     def _status_error(self, response: httpx.Response) -> ExpertError:
         try:
             message = str(response.json()["error"]["message"])
         except (ValueError, KeyError, TypeError):
             message = response.text
-        detail = f"HTTP {response.status_code}: {message.splitlines()[0] if message else ''}"
-        return ExpertError(
-            f"{self._card.name}: {detail[:300]}",
+        return self._fault(
+            f"HTTP {response.status_code}: {message.splitlines()[0] if message else ''}",
             retryable=response.status_code in RETRYABLE_STATUS,
             retry_after_s=retry_after_seconds(header(response.headers, "retry-after")),
         )

@@ -55,10 +55,9 @@ class GraphRouter:
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
         graph = training_graph(table.queries, table.tasks, table.scores, table.costs, ctx)
         llms = llm_nodes(ctx, graph)
-        reward = ctx.reward(table)
-        self.net = train(graph, llms, reward, self.config, ctx.seed)
+        self.net = train(graph, llms, ctx.reward(table), self.config, ctx.seed)
         self.graph = graph
-        self.anchor = table.models[int(np.argmax(reward.mean(axis=0)))]
+        self.anchor = table.models[ctx.best_single(table)]
 
     def _trained(self) -> tuple[TrainingGraph, GraphRouterNet]:
         if self.graph is None or self.net is None:
