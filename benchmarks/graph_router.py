@@ -94,6 +94,20 @@ def fit(router: TrainableRouter, table: RoutingTable, ctx: RouterContext) -> flo
     return time.perf_counter() - t0
 
 
+def fit_without(
+    model: str, train: RoutingTable, reference: RouterContext, config: GraphConfig
+) -> tuple[GraphRouter, RouterContext]:
+    """A GraphRouter fitted on `train` without `model`'s column, at `reference`'s
+    trade-off, seed and cost scale (so the held-out router faces the same trade-off), and
+    the context of the seen models it was fitted in."""
+    seen = train.without_model(model)
+    ctx = RouterContext.from_table(seen, reference.trade_off, reference.seed, reference.embedder)
+    ctx = dataclasses.replace(ctx, cost_scale=reference.cost_scale)
+    router = GraphRouter(config)
+    fit(router, seen, ctx)
+    return router, ctx
+
+
 def share(result: dict[str, Any]) -> str:
     top = sorted(result["call_share"].items(), key=lambda kv: -kv[1])
     return ", ".join(f"{m} {s:.0%}" for m, s in top if s >= 0.05) or "-"
@@ -163,19 +177,9 @@ def bench_table(
     out["performance"] = perf_results
 
     held = TABLES[name][1]
-    seen = train.without_model(held)
-
-    def trained_without_it(reference: RouterContext) -> tuple[GraphRouter, RouterContext]:
-        """A GraphRouter fitted on the seen models, at `reference`'s trade-off and cost scale."""
-        ctx = RouterContext.from_table(seen, reference.trade_off, args.seed, embedder)
-        ctx = dataclasses.replace(ctx, cost_scale=reference.cost_scale)
-        router = GraphRouter(config)
-        fit(router, seen, ctx)
-        return router, ctx
-
-    inductive, seen_ctx = trained_without_it(balanced)
+    inductive, seen_ctx = fit_without(held, train, balanced, config)
     seen_best = BestSingle()
-    fit(seen_best, seen, seen_ctx)
+    fit(seen_best, train.without_model(held), seen_ctx)
     out["inductive"] = {
         "held_out": held,
         "graph_trained_with_it": results["graph"],
@@ -184,7 +188,7 @@ def bench_table(
         "best_single_seen_models": evaluate(seen_best, test.without_model(held), seen_ctx),
     }
     # Performance-first is where a strong new model should be picked up at all.
-    inductive_perf, seen_perf = trained_without_it(perf)
+    inductive_perf, seen_perf = fit_without(held, train, perf, config)
     out["inductive_performance"] = {
         "held_out": held,
         "graph_trained_with_it": perf_results["graph"],

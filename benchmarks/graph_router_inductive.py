@@ -17,20 +17,19 @@ model and averaged. Markdown on stderr, JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from graph_router import CACHE, TABLES, evaluate, fit, load
+from graph_router import CACHE, TABLES, evaluate, fit, fit_without, load
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from routers.data import RoutingTable
 from routers.embedding import Embedder
-from routers.graph import GraphRouter
+from routers.graph import GraphConfig, GraphRouter
 from routers.learned import RouterContext, TradeOff
 
 ARMS = ("with", "from_description", "without")
@@ -39,11 +38,7 @@ ARMS = ("with", "from_description", "without")
 def held_out(
     train: RoutingTable, test: RoutingTable, ctx: RouterContext, model: str
 ) -> dict[str, dict[str, float]]:
-    seen = train.without_model(model)
-    seen_ctx = RouterContext.from_table(seen, ctx.trade_off, ctx.seed, ctx.embedder)
-    seen_ctx = dataclasses.replace(seen_ctx, cost_scale=ctx.cost_scale)
-    router = GraphRouter()
-    fit(router, seen, seen_ctx)
+    router, seen_ctx = fit_without(model, train, ctx, GraphConfig())
     new = evaluate(router, test, ctx)
     without = evaluate(router, test.without_model(model), seen_ctx)
     return {

@@ -130,6 +130,13 @@ def test_save_load_round_trip(
     np.testing.assert_array_equal(router.utilities(queries, ctx), loaded.utilities(queries, ctx))
 
 
+def with_margin(router: GraphRouter, margin: float) -> GraphRouter:
+    """The same trained network, read out with another anchor margin."""
+    anchored = GraphRouter(SMALL.model_copy(update={"anchor_margin": margin}))
+    anchored.net, anchored.graph, anchored.anchor = router.net, router.graph, router.anchor
+    return anchored
+
+
 def test_anchor_margin_leans_on_the_best_single_model(
     trained: tuple[GraphRouter, RouterContext],
     split: tuple[RoutingTable, RoutingTable],
@@ -141,16 +148,14 @@ def test_anchor_margin_leans_on_the_best_single_model(
     assert router.anchor == best
     column = ctx.models.index(best)
     plain = router.utilities(test.queries, ctx)
-    anchored = GraphRouter(SMALL.model_copy(update={"anchor_margin": 0.2}))
-    anchored.net, anchored.graph, anchored.anchor = router.net, router.graph, router.anchor
+    anchored = with_margin(router, 0.2)
     leaned = anchored.utilities(test.queries, ctx)
     np.testing.assert_allclose(leaned[:, column], plain[:, column] + 0.2, rtol=1e-6)
     others = [j for j in range(len(ctx.models)) if j != column]
     np.testing.assert_array_equal(leaned[:, others], plain[:, others])
     share = float(np.mean(np.argmax(leaned, axis=1) == column))
     assert share >= float(np.mean(np.argmax(plain, axis=1) == column))
-    huge = GraphRouter(SMALL.model_copy(update={"anchor_margin": 10.0}))
-    huge.net, huge.graph, huge.anchor = router.net, router.graph, router.anchor
+    huge = with_margin(router, 10.0)
     assert (np.argmax(huge.utilities(test.queries, ctx), axis=1) == column).all()
     anchored.save(tmp_path)  # the anchor travels with the artifact
     loaded = GraphRouter()
