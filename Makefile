@@ -1,8 +1,10 @@
 # `make demo` and `make test` are the two commands of the README. Both create or refresh
 # ./.venv; each install step leaves a stamp, so a second run skips what is already done.
+# Another interpreter gets a venv of its own: `make test PYTHON=python3.13` builds
+# ./.venv-python3.13 and leaves ./.venv alone.
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMPS := $(VENV)/.stamps
 # Portable build of llama.cpp for x86-64 with AVX2 (see DESIGN.md); pip caches the wheel.
@@ -18,6 +20,7 @@ demo: install
 test: install $(STAMPS)/ray
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
+# Style, types and the import contract: run by CI beside the tests, not by pytest.
 lint: install $(STAMPS)/ray
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -31,7 +34,8 @@ $(STAMPS)/venv:
 	$(PIP) install --upgrade pip
 	@mkdir -p $(STAMPS) && touch $@
 
-# torch first and alone: the CPU wheel on this machine's disk, never a CUDA build.
+# torch first and alone: on Python 3.11 the CPU wheel on this machine's disk, never a CUDA
+# build. Other Pythons take PyPI's wheel of the same release.
 $(STAMPS)/torch: $(STAMPS)/venv
 	$(PIP) install torch==2.13.0
 	@touch $@
@@ -45,12 +49,12 @@ $(STAMPS)/models: $(STAMPS)/venv requirements/models.txt
 	@touch $@
 
 $(STAMPS)/project: $(STAMPS)/llama $(STAMPS)/models pyproject.toml
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[local,routers,dev]"
 	@touch $@
 
 # The Ray executor's extra: the suite tests it on a local cluster; the demo does not need it.
 $(STAMPS)/ray: $(STAMPS)/project
-	$(PIP) install -e ".[dev,ray]"
+	$(PIP) install -e ".[all,dev]"
 	@touch $@
 
 clean-venv:

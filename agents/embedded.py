@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.errors import ModelFileError
+from signoria.agents.errors import ModelFileError
 
 _CHUNK = 1 << 20
 

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-
-class SignoriaError(Exception):
-    """Base of every error Signoria reports to a user as one clear line."""
+from signoria.errors import SignoriaError
 
 
 class ModelFileError(SignoriaError):
     """A model file is missing, unverifiable or not the pinned one."""
-
-
-class UnknownNameError(SignoriaError):
-    """A name (model, backend, router, aggregator, pipeline) that no registry knows."""

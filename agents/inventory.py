@@ -6,8 +6,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from agents.pool import ModelSpec
-from agents.types import Availability
+from signoria.agents.pool import ModelSpec
+from signoria.agents.types import Availability
 
 
 class ModelInfo(BaseModel):
@@ -37,8 +37,8 @@ def describe(name: str, spec: ModelSpec) -> ModelInfo:
         name=name,
         backend=spec.backend,
         size_bytes=state.size_bytes,
-        input_price=spec.input_price,
-        output_price=spec.output_price,
+        input_price=spec.card.input_price,
+        output_price=spec.card.output_price,
         available=state.available,
         detail=state.detail,
     )

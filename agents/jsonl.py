@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agents.errors import SignoriaError
+from signoria.errors import SignoriaError
 
 
 def read_jsonl(

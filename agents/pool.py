@@ -4,69 +4,69 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from agents.backends.llamacpp import LlamaCppSettings
-from agents.errors import UnknownNameError
-from agents.registry import Backend, BuildContext, get_backend
-from agents.types import Expert, ModelCard
+from signoria.agents.backends.llamacpp import LlamaCppSettings
+from signoria.agents.backends.registry import Backend, BuildContext, get_backend
+from signoria.agents.types import Expert, ModelCard
+from signoria.errors import UnknownNameError
 
 
 class ModelSpec(BaseModel):
-    """A model as written in a config: card fields, a backend, and that backend's options.
-
-    Backend options sit beside the card fields (flat YAML); `options` holds them once the
-    backend's own model has validated them.
-    """
+    """A model as configured: its card, and its backend's options once the backend's own
+    model has validated them. In YAML both sit flat under the model's name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: str
-    context_length: int = Field(default=2048, ge=128)
-    input_price: float | None = Field(default=None, ge=0.0)
-    output_price: float | None = Field(default=None, ge=0.0)
-    description: str = ""
-    skills: tuple[str, ...] = ()
-    params_b: float | None = None
+    card: ModelCard
     options: BaseModel
 
-    def card(self, name: str) -> ModelCard:
-        return ModelCard(
-            name=name,
-            **self.model_dump(exclude={"options"}),
-        )
+    @property
+    def backend(self) -> str:
+        return self.card.backend or ""
 
 
 class ExpertPool(Mapping[str, Expert]):
-    """Read-only name -> expert mapping that owns the shared local runtime."""
+    """Read-only name -> expert mapping that owns the shared local runtime.
+
+    Experts are built on first use, so a pool whose config names a local model costs
+    nothing (and needs no llama.cpp) until that model is called.
+    """
 
     def __init__(self, specs: Mapping[str, ModelSpec], llamacpp: LlamaCppSettings) -> None:
         self._context = BuildContext(llamacpp)
         self._specs = dict(specs)
-        self._experts: dict[str, Expert] = {
-            name: get_backend(spec.backend).build(spec.card(name), spec.options, self._context)
-            for name, spec in self._specs.items()
-        }
+        self._experts: dict[str, Expert] = {}
 
     def __getitem__(self, name: str) -> Expert:
-        try:
-            return self._experts[name]
-        except KeyError:
-            known = ", ".join(sorted(self._experts))
-            raise UnknownNameError(f"unknown model {name!r} (pool: {known})") from None
+        expert = self._experts.get(name)
+        if expert is not None:
+            return expert
+        spec = self._specs.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self))
+            raise UnknownNameError(f"unknown model {name!r} (pool: {known})")
+        expert = get_backend(spec.backend).builder()(spec.card, spec.options, self._context)
+        self._experts[name] = expert
+        return expert
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._experts)
+        return iter(dict.fromkeys([*self._specs, *self._experts]))
 
     def __contains__(self, name: object) -> bool:
         # Mapping's default relies on KeyError, which __getitem__ turns into a clearer error.
-        return name in self._experts
+        return name in self._specs or name in self._experts
 
     def __len__(self) -> int:
-        return len(self._experts)
+        return len(dict.fromkeys([*self._specs, *self._experts]))
 
     def spec(self, name: str) -> ModelSpec:
         return self._specs[name]
+
+    def card(self, name: str) -> ModelCard:
+        """A model's card without building its expert (listing needs no backend)."""
+        spec = self._specs.get(name)
+        return self[name].card if spec is None else spec.card
 
     def backend(self, name: str) -> Backend:
         return get_backend(self._specs[name].backend)

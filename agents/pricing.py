@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agents.types import ModelCard
+from signoria.agents.types import ModelCard
 
 _PER = 1_000_000
 

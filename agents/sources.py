@@ -7,9 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.embedded import EMBEDDED, is_installed, locate, verify_once
-from agents.errors import ModelFileError, UnknownNameError
-from agents.types import Availability
+from signoria.agents.embedded import EMBEDDED, is_installed, locate, verify_once
+from signoria.agents.errors import ModelFileError
+from signoria.agents.types import Availability
+from signoria.errors import UnknownNameError
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 

@@ -6,7 +6,8 @@ the REST layer, and frozen where a value must not change once produced.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +36,9 @@ class GenerationParams(BaseModel):
 
 
 class ModelCard(BaseModel):
-    """What the pool knows about one expert.
+    """What Signoria knows about one model: an expert of the pool, or a model of a
+    routing-outcome table's models file (which names no backend). One shape for both, so
+    a router trained on a table and the pool that serves it describe a model alike.
 
     Prices are USD per 1M tokens. `None` means unknown and makes every cost derived from it
     unknown too: a made-up 0 would make an expensive model look free to routers and budgets.
@@ -44,13 +47,20 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    backend: str
+    backend: str | None = Field(default=None, description="None: known only from a table")
     context_length: int = Field(default=2048, ge=128)
     input_price: float | None = Field(default=None, ge=0.0)
     output_price: float | None = Field(default=None, ge=0.0)
     description: str = ""
     skills: tuple[str, ...] = ()
     params_b: float | None = None
+
+    @classmethod
+    def from_entry(cls, name: str, entry: Mapping[str, Any]) -> ModelCard:
+        """A card from a models-file entry (or an artifact's), which may carry keys of
+        its own that a card does not hold: those are ignored, the rest validated."""
+        known = {k: v for k, v in entry.items() if k in cls.model_fields and k != "name"}
+        return cls.model_validate({**known, "name": name})
 
 
 class Usage(BaseModel):

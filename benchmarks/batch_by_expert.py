@@ -1,6 +1,6 @@
 """Batch by expert (Symbolic-MoE) against a per-query loop, on the embedded pool.
 
-    nice -n 5 .venv/bin/python benchmarks/batch_by_expert.py --n 100 --k 3 --seed 0 > out.json
+    nice -n 5 .venv/bin/python -m benchmarks.batch_by_expert --n 100 --k 3 --seed 0 > out.json
 
 Queries: `--n` MMLU dev items held out by a hash of (seed, id). The skills router is
 trained on the local loop's outcome table (runs `local-mmlu-letter` and `local-gsm8k` of
@@ -42,22 +42,26 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from signoria.agents.registry import LlamaCppOptions
 
-from agents.backends.llamacpp import _OVERHEAD, LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
-from agents.registry import LlamaCppOptions
-from agents.sources import resolve
-from agents.types import Expert, GenerationParams, Message
-from evals.batch_by_expert import BatchResult, Call, majority, run_by_expert, run_per_query
-from evals.datasets import EvalItem, load_items
-from evals.export import export_outcomes, model_entries
-from evals.scoring import score
-from orchestrator.config import SignoriaConfig, home, load_config
-from orchestrator.storage import Store
-from routers.data import ModelEntry, RoutingTable, load_table
-from routers.learned import RouterContext, TradeOff
-from routers.skills import SkillsRouter
-from routers.skills.profiles import CORRECT
+from signoria.agents.backends.llamacpp import (
+    _OVERHEAD,
+    LlamaCppExpert,
+    LlamaCppRuntime,
+    LlamaCppSettings,
+)
+from signoria.agents.sources import resolve
+from signoria.agents.types import Expert, GenerationParams, Message, ModelCard
+from signoria.evals.batch_by_expert import BatchResult, Call, majority, run_by_expert, run_per_query
+from signoria.evals.datasets import EvalItem, load_items
+from signoria.evals.export import export_outcomes, model_entries
+from signoria.evals.scoring import score
+from signoria.orchestrator.config import SignoriaConfig, home, load_config
+from signoria.orchestrator.storage import Store
+from signoria.routers.data import RoutingTable, load_table
+from signoria.routers.skills import SkillsRouter
+from signoria.routers.skills.profiles import CORRECT
+from signoria.routers.trainable import RouterContext, TradeOff
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -65,7 +69,7 @@ SYSTEM = "Answer with only the letter of the correct option."
 
 
 def outcome_table(db: str, runs: list[str], cfg: SignoriaConfig) -> RoutingTable:
-    info = {name: ModelEntry.model_validate(e) for name, e in model_entries(cfg).items()}
+    info = {name: ModelCard.from_entry(name, e) for name, e in model_entries(cfg).items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "outcomes.jsonl"
         if export_outcomes(Store.open(db), runs, path) == 0:
@@ -137,7 +141,7 @@ def pool_on(runtime: LlamaCppRuntime, cfg: SignoriaConfig, cold: bool) -> dict[s
     experts = {}
     for name, spec in cfg.models.items():
         assert isinstance(spec.options, LlamaCppOptions), f"{name} is not a llamacpp model"
-        experts[name] = LlamaCppExpert(spec.card(name), spec.options.source, runtime)
+        experts[name] = LlamaCppExpert(spec.card, spec.options.source, runtime)
     files = [expert.model_path() for expert in experts.values()]
     if cold:
         for path in files:  # every schedule starts from disk

@@ -6,7 +6,7 @@ ideal wall time exact: for MoA it is router layer (slowest expert) + each extra 
 Each pipeline runs side by side with its sequential baseline (the same calls one after
 another, as a loop over experts would make them), `--repeats` times after one warm-up.
 
-    python benchmarks/ensemble_critical_path.py --repeats 20
+    python -m benchmarks.ensemble_critical_path --repeats 20
 
 Prints one JSON object (per pipeline: ideal, sequential sum, measured p50/max wall,
 ratio measured/ideal) and a one-line summary. Bar (issues 5 and 7): ratio <= 1.1.
@@ -22,9 +22,9 @@ import statistics
 import time
 from typing import Any
 
-from agents.types import GenerationParams, Message
-from orchestrator.config import SignoriaConfig, parse_config
-from orchestrator.sdk import Orchestrator
+from signoria.agents.types import GenerationParams, Message
+from signoria.orchestrator.config import SignoriaConfig, parse_config
+from signoria.orchestrator.sdk import Orchestrator
 
 LATENCY = {"fast": 0.10, "mid": 0.20, "slow": 0.30, "agg": 0.15}
 

@@ -1,6 +1,6 @@
 """GraphRouter against the baselines on the shared routing tables (80/20 split, seed 0).
 
-    .venv/bin/python benchmarks/graph_router.py [--seed 0] [--quick] [--epochs N] [--hidden H]
+    .venv/bin/python -m benchmarks.graph_router [--seed 0] [--quick] [--epochs N] [--hidden H]
 
 For RouterBench (recorded costs) and LLMRouter (costs *estimated* from prices and token
 counts, the table has none), on the test split of `RoutingTable.split(0.2, 0)`:
@@ -29,21 +29,18 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from routers.baselines import BestSingle, KNNRouter, MLPRouter, RandomRouter
-from routers.data import RoutingTable, load_models, load_table
-from routers.embedding import Embedder
-from routers.graph import GraphConfig, GraphRouter
-from routers.learned import RouterContext, TradeOff, TrainableRouter, choose
-from routers.metrics import summarise
+from signoria.routers.baselines import BestSingle, KNNRouter, MLPRouter, RandomRouter
+from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.embedding import Embedder
+from signoria.routers.graph import GraphConfig, GraphRouter
+from signoria.routers.metrics import summarise
+from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter, choose
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 TABLES = {

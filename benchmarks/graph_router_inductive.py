@@ -1,6 +1,6 @@
 """Inductive GraphRouter, every model held out in turn (issue 4's inductive test, in full).
 
-    .venv/bin/python benchmarks/graph_router_inductive.py [--seed 0] \
+    .venv/bin/python -m benchmarks.graph_router_inductive [--seed 0] \
         [--tables routerbench llmrouter] [--scenarios performance balanced] > results.json
 
 `graph_router.py` holds out one model per table; this holds out each model of each table
@@ -20,17 +20,13 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
-from graph_router import CACHE, TABLES, evaluate, fit, fit_without, load
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from routers.data import RoutingTable
-from routers.embedding import Embedder
-from routers.graph import GraphConfig, GraphRouter
-from routers.learned import RouterContext, TradeOff
+from benchmarks.graph_router import CACHE, TABLES, evaluate, fit, fit_without, load
+from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import Embedder
+from signoria.routers.graph import GraphConfig, GraphRouter
+from signoria.routers.trainable import RouterContext, TradeOff
 
 ARMS = ("with", "from_description", "without")
 

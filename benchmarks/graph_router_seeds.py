@@ -1,6 +1,6 @@
 """GraphRouter against the baselines over several seeds, with paired comparisons.
 
-    .venv/bin/python benchmarks/graph_router_seeds.py [--seeds 0 1 2 3 4] [--quick] \
+    .venv/bin/python -m benchmarks.graph_router_seeds [--seeds 0 1 2 3 4] [--quick] \
         [--tables routerbench llmrouter] > results.json
 
 For each seed s and shared table: split with `RoutingTable.split(0.2, s)`, fit with
@@ -22,18 +22,15 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from graph_router import CACHE, TABLES, evaluate, fit, load
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from routers.baselines import BestSingle, KNNRouter, MLPRouter
-from routers.embedding import Embedder
-from routers.graph import GraphConfig, GraphRouter
-from routers.learned import RouterContext, TradeOff, TrainableRouter
+from benchmarks.graph_router import CACHE, TABLES, evaluate, fit, load
+from signoria.routers.baselines import BestSingle, KNNRouter, MLPRouter
+from signoria.routers.embedding import Embedder
+from signoria.routers.graph import GraphConfig, GraphRouter
+from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
 METRICS = ("reward", "quality", "cost_per_query")
 BASELINES = {"balanced": ("knn", "mlp", "best-single"), "performance": ("best-single",)}

@@ -1,6 +1,6 @@
 """GraphRouter variants against the MLP on a validation split carved from training only.
 
-    .venv/bin/python benchmarks/graph_router_validation.py [--seeds 0 1 2 3 4] \
+    .venv/bin/python -m benchmarks.graph_router_validation [--seeds 0 1 2 3 4] \
         [--tables routerbench llmrouter] [--scenario balanced] \
         --variant base='{}' --variant wd='{"weight_decay": 0.001}' > results.json
 
@@ -19,17 +19,13 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
-from graph_router import CACHE, TABLES, evaluate, fit, load
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from routers.baselines import MLPRouter
-from routers.embedding import Embedder
-from routers.graph import GraphConfig, GraphRouter
-from routers.learned import RouterContext, TradeOff, TrainableRouter
+from benchmarks.graph_router import CACHE, TABLES, evaluate, fit, load
+from signoria.routers.baselines import MLPRouter
+from signoria.routers.embedding import Embedder
+from signoria.routers.graph import GraphConfig, GraphRouter
+from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
 
 def parse_variant(text: str) -> tuple[str, GraphConfig]:

@@ -1,6 +1,6 @@
 """Local inference: Signoria's `llamacpp` expert vs raw llama-cpp-python on the same GGUF.
 
-    .venv/bin/python benchmarks/local_inference.py [--repeats 5] [--max-tokens 64] [--json]
+    .venv/bin/python -m benchmarks.local_inference [--repeats 5] [--max-tokens 64] [--json]
 
 For each embedded model, the expert is built from the embedded default config exactly as
 `signoria ask` builds it (its runtime, threads, context length), and a raw `Llama` is
@@ -25,17 +25,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from agents.backends.llamacpp import LlamaCppExpert
-from agents.pool import ExpertPool
-from agents.types import GenerationParams, Message
-from orchestrator.config import load_config
+from signoria.agents.backends.llamacpp import LlamaCppExpert
+from signoria.agents.pool import ExpertPool
+from signoria.agents.types import GenerationParams, Message
+from signoria.orchestrator.config import load_config
 
 TOPICS = ["rivers", "bridges", "comets", "orchards", "glaciers", "harbours", "libraries"]
 

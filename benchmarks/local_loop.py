@@ -7,7 +7,7 @@
         -c configs/live-eval.yaml -p all-experts --db $DB --run-id local-gsm8k
     # 2. this script: export both runs, split 75/25 by id, train and evaluate, and write the
     #    artifact that the `routed` pipeline of configs/default.yaml uses
-    .venv/bin/python benchmarks/local_loop.py --db $DB --runs local-mmlu-letter local-gsm8k
+    .venv/bin/python -m benchmarks.local_loop --db $DB --runs local-mmlu-letter local-gsm8k
 
 Local models cost nothing per token, so every router is trained for quality
 (performance-first); the interesting figure is whether per-query routing beats always
@@ -19,20 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evals.export import export_outcomes, model_entries
-from orchestrator.config import load_config
-from orchestrator.storage import Store
-from routers.artifact import train_artifact
-from routers.data import ModelEntry, load_table
-from routers.evaluate import evaluate
-from routers.learned import TradeOff
+from signoria.agents.types import ModelCard
+from signoria.evals.export import export_outcomes, model_entries
+from signoria.orchestrator.config import load_config
+from signoria.orchestrator.storage import Store
+from signoria.routers.artifact import train_artifact
+from signoria.routers.data import load_table
+from signoria.routers.evaluate import evaluate
+from signoria.routers.trainable import TradeOff
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / "configs" / "artifacts" / "local-pool"
@@ -51,7 +49,7 @@ def main() -> None:
 
     export_outcomes(Store.open(args.db), args.runs, args.table_out)
     cfg = load_config(ROOT / "configs" / "default.yaml")
-    info = {name: ModelEntry.model_validate(e) for name, e in model_entries(cfg).items()}
+    info = {name: ModelCard.from_entry(name, e) for name, e in model_entries(cfg).items()}
     table = load_table(args.table_out, info)
     train, test = table.split(0.25, seed=args.seed)
     out = Path(tempfile.mkdtemp(prefix="local-loop-"))

@@ -11,7 +11,7 @@ requests/s, errors, and the latency each adds over calling the stub directly at 
 concurrency.
 
     python3 -m venv .bench-venv && .bench-venv/bin/pip install -r benchmarks/requirements-proxy.txt
-    .venv/bin/python benchmarks/overhead.py --latency-ms 50 --requests 400
+    .venv/bin/python -m benchmarks.overhead --latency-ms 50 --requests 400
 
 Prints one JSON object and a one-line summary. Bar (issue 7): Signoria's added p50 <= 0.5x
 the proxy's, and its requests/s >= 2x the proxy's at 64 concurrent.

@@ -4,7 +4,7 @@
 honest experts arrive at the attacked pass with a track record. This script measures the
 harder case where nobody has one: a fresh ReputationVote sees only the attacked items.
 
-    python benchmarks/reputation_cold_start.py --data ../shared/data/routerbench/train.jsonl
+    python -m benchmarks.reputation_cold_start --data ../shared/data/routerbench/train.jsonl
 """
 
 from __future__ import annotations
@@ -14,25 +14,24 @@ import asyncio
 import json
 from pathlib import Path
 
-from agents.backends.replay import ReplayExpert, load_table
-from agents.types import Expert, ModelCard
-from evals.adversaries import ScriptedAdversary
-from evals.redteam import RedteamItem, replay_items, strongest_models, target_table
-from orchestrator.aggregators.reputation_vote import ReputationParams, ReputationVote
-from orchestrator.answers import extract_letter
-from orchestrator.limits import Limits
-from orchestrator.pipeline import Pipeline
-from routers.fixed import FixedRouter, FixedRouterParams
+from signoria.agents.backends.replay import ReplayExpert, load_table
+from signoria.agents.types import Expert, ModelCard
+from signoria.evals.adversaries import ScriptedAdversary
+from signoria.evals.redteam import RedteamItem, replay_items, strongest_models, target_table
+from signoria.orchestrator.aggregators.reputation_vote import ReputationParams, ReputationVote
+from signoria.orchestrator.answers import extract_letter
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline
 
 
 async def attacked_pass(
     items: list[RedteamItem], seats: list[str], pool: dict[str, Expert]
 ) -> list[str | None]:
-    pipeline = Pipeline(
-        name="cold",
-        router=FixedRouter(FixedRouterParams(experts=tuple(seats))),
+    pipeline = Pipeline.fixed(
+        seats,
         aggregator=ReputationVote(ReputationParams(answer="letter")),
         limits=Limits(max_experts=len(seats), retries=0),
+        name="cold",
     )
     # One item at a time, in table order: the history a fresh instance builds is ordered.
     return [extract_letter((await pipeline.run(i.prompt, pool)).answer) for i in items]

@@ -1,8 +1,8 @@
 """Training time and routing-decision latency of every trainable router (issue 7).
 
-    nice -n 5 .venv/bin/python benchmarks/router_speed.py [--seed 0] [--quick]
+    nice -n 5 .venv/bin/python -m benchmarks.router_speed [--seed 0] [--quick]
 
-Every router in `routers.registry.TRAINABLE` (baselines, cost-aware, skills, graph) is
+Every router in `signoria.routers.registry.TRAINABLE` (baselines, cost-aware, skills, graph) is
 built with its defaults and trained at the balanced scenario (alpha = beta = 0.5) on the
 LLMRouter table (`../shared/data/llmrouter`, 5476 rows, 9 models; costs estimated from
 prices). Rows are split by `RoutingTable.split(--test-fraction, --seed)`, 0.08 by default
@@ -33,20 +33,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from benchmarks.graph_router import CACHE, fit, load
-from routers.data import RoutingTable
-from routers.embedding import Embedder
-from routers.learned import RouterContext, TradeOff, choose
-from routers.registry import ROUTERS, TRAINABLE
-from routers.skills.keywords import VOCABULARY
+from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import Embedder
+from signoria.routers.registry import ROUTERS, TRAINABLE
+from signoria.routers.skills.keywords import VOCABULARY
+from signoria.routers.trainable import RouterContext, TradeOff, choose
 
 FIT_BAR_S = 60.0
 ROUTE_BAR_MS = 5.0
@@ -119,7 +116,7 @@ def bench_router(
     ctx: RouterContext,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    router = TRAINABLE[name]()
+    router = TRAINABLE.load(name)()
     cached = len(ctx.embedder.cache)
     try:
         fit_s = fit(router, train, ctx)

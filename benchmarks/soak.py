@@ -7,7 +7,7 @@ per-request budget. Then sends `--concurrency` streams of requests for `--durati
 seconds, alternating a three-expert vote and a single expert with a fallback, while
 sampling the server's resident memory.
 
-    .venv/bin/python benchmarks/soak.py --duration 600 --concurrency 8 --fault-rate 0.2
+    .venv/bin/python -m benchmarks.soak --duration 600 --concurrency 8 --fault-rate 0.2
 
 Reports: requests by HTTP status, crashed requests (a 500, a dropped connection or a body
 that is not JSON: anything but an answer or a documented error), memory after warm-up vs
@@ -31,8 +31,7 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import KEY, free_port, process, signoria_argv, stub_argv, stub_expert
+from benchmarks.overhead import KEY, free_port, process, signoria_argv, stub_argv, stub_expert
 
 BUDGET_USD = 0.01
 # USD per million tokens (the config's unit): 1e-4 and 2e-4 USD a token, so a call

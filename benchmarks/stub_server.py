@@ -6,7 +6,7 @@ Signoria server, the LiteLLM proxy). With `--fault-rate` it also misbehaves the 
 providers do (500, 429 with Retry-After, a hang, a dropped connection, malformed JSON),
 for the soak run. Never used by the product's tests.
 
-    python benchmarks/stub_server.py --port 9100 --latency-ms 50 [--fault-rate 0.2]
+    python -m benchmarks.stub_server --port 9100 --latency-ms 50 [--fault-rate 0.2]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generation speed of each embedded model, with Signoria's explicit n_threads against
 llama-cpp-python's default (n_threads = half the cores, rounded, which is 1 on 2 cores).
 
-    .venv/bin/python benchmarks/tokens_per_second.py [--repeats 3] [--max-tokens 128] [--json]
+    .venv/bin/python -m benchmarks.tokens_per_second [--repeats 3] [--max-tokens 128] [--json]
 
 Each configuration generates the same greedy continuation `--repeats` times after one
 warm-up call; configurations are interleaved so drift hits all of them alike. Reported:
@@ -16,16 +16,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from agents.embedded import EMBEDDED
-from agents.sources import EmbeddedSource, resolve
-from orchestrator.config import home
+from signoria.agents.embedded import EMBEDDED
+from signoria.agents.sources import EmbeddedSource, resolve
+from signoria.orchestrator.config import home
 
 PROMPT = [{"role": "user", "content": "Count from 1 to 100, separated by commas."}]
 

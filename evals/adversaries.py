@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from agents.types import (
+from signoria.agents.types import (
     Completion,
     Expert,
     ExpertError,

@@ -15,7 +15,7 @@ the project, and the batch goes on. Recruiting samples with replacement, so a st
 is often recruited twice for one query; at temperature 0 the second sample would repeat
 the first, so it is not run again: the query gets the same completion twice (two votes),
 in both schedules alike. There are no retries, timeouts or budgets here: this
-is the batch schedule, not the request path of `orchestrator.calls`.
+is the batch schedule, not the request path of `signoria.orchestrator.calls`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from agents.types import Completion, Expert, ExpertError, GenerationParams, Message
-from orchestrator.aggregators.majority import MajorityParams, MajorityVote
-from orchestrator.aggregators.protocol import AggregationContext
-from orchestrator.answers import AnswerKind
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion, Expert, ExpertError, GenerationParams, Message
+from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from signoria.orchestrator.aggregators.protocol import AggregationContext
+from signoria.orchestrator.answers import AnswerKind
+from signoria.orchestrator.result import Aggregate
 
 # (query index, expert name): one call of a batch.
 Call = tuple[int, str]

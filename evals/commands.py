@@ -1,4 +1,4 @@
-"""The `signoria eval ...` commands; `orchestrator.cli` declares the options and calls these.
+"""The `signoria eval ...` commands; the CLI declares the options and calls these.
 
 Machine-readable output (`--json`) goes to stdout, the progress bar and tables to stderr
 or stdout as a person reads them.
@@ -21,18 +21,20 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
-from agents.errors import SignoriaError
-from evals.datasets import load_items
-from evals.executors import RayExecutor
-from evals.export import export_outcomes, model_entries, models_file
-from evals.report import compare_table, summarise, write_report
-from evals.runner import run_eval
-from orchestrator.result import AskResult
-from orchestrator.sdk import Orchestrator
-from orchestrator.storage import Store
+from signoria.agents.pricing import format_usd
+from signoria.errors import SignoriaError
+from signoria.evals.datasets import load_items
+from signoria.evals.executors import RayExecutor
+from signoria.evals.export import export_outcomes, model_entries, models_file
+from signoria.evals.report import compare_table, summarise, write_report
+from signoria.evals.runner import run_eval
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.orchestrator.storage import Store
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -171,10 +173,36 @@ def export_command(
     finally:
         store.close()
     if models is not None:
-        from orchestrator.config import load_config
+        from signoria.orchestrator.config import load_config
 
         models_file(model_entries(load_config(config)), models)
     out.print(f"{rows} rows written to {outcomes}" + (f", models to {models}" if models else ""))
 
 
-__all__ = ["compare_command", "export_command", "report_command", "run_command"]
+def runs_command(*, kind: str | None, db: str | None, as_json: bool) -> None:
+    store = Store.open(db)
+    try:
+        summaries = store.run_summaries(kind)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"runs": [s.model_dump(mode="json") for s in summaries]}))
+        return
+    table = Table(box=None)
+    for column in ("run", "kind", "pipeline", "benchmark", "status", "items", "accuracy", "cost"):
+        table.add_column(column, justify="right" if column in {"items", "accuracy"} else "left")
+    for s in summaries:
+        table.add_row(
+            s.run.id,
+            s.run.kind,
+            s.run.pipeline or "-",
+            s.run.benchmark or "-",
+            s.run.status,
+            str(s.items),
+            "-" if s.accuracy is None else f"{100 * s.accuracy:.1f}%",
+            format_usd(s.cost),
+        )
+    out.print(table)
+
+
+__all__ = ["compare_command", "export_command", "report_command", "run_command", "runs_command"]

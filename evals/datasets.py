@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import SignoriaError
-from agents.jsonl import read_jsonl
-from orchestrator.answers import AnswerKind, extract_number
+from signoria.agents.jsonl import read_jsonl
+from signoria.errors import SignoriaError
+from signoria.orchestrator.answers import AnswerKind, extract_number
 
 Benchmark = Literal["gsm8k", "mmlu", "outcomes"]
 LETTERS = "ABCDEFGHIJ"

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from evals.datasets import EvalItem
-from orchestrator.pipeline import PipelineFailed
-from orchestrator.result import AskResult
-from orchestrator.sdk import Orchestrator
+from signoria.evals.datasets import EvalItem
+from signoria.orchestrator.pipeline import PipelineFailed
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.sdk import Orchestrator
 
 Positioned = tuple[int, EvalItem]
 # (position, item, result, error): error is set when the pipeline produced no answer.
@@ -90,7 +90,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:  # pragma: no cover - depends on the extra being installed
-            from agents.errors import SignoriaError
+            from signoria.errors import SignoriaError
 
             raise SignoriaError("the ray executor needs Ray: pip install 'signoria[ray]'") from None
         self._ray = ray

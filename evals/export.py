@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.datasets import EvalItem, answer_kind
-from evals.scoring import score
-from orchestrator.config import SignoriaConfig
-from orchestrator.storage import Store
-from orchestrator.storage.schema import Item
+from signoria.evals.datasets import EvalItem, answer_kind
+from signoria.evals.scoring import score
+from signoria.orchestrator.config import SignoriaConfig
+from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.records import ItemRecord
 
 
-def outcome_row(item: Item, benchmark: str | None) -> dict[str, Any]:
+def outcome_row(item: ItemRecord, benchmark: str | None) -> dict[str, Any]:
     probe = EvalItem(
         key=item.item_key,
         task=benchmark or "outcomes",
@@ -60,15 +60,8 @@ def export_outcomes(store: Store, run_id: str | Sequence[str], path: Path) -> in
 
 def model_entries(config: SignoriaConfig) -> dict[str, dict[str, Any]]:
     """What the models file says of each configured model: description and prices."""
-    return {
-        name: {
-            "description": spec.description,
-            "input_price": spec.input_price,
-            "output_price": spec.output_price,
-            "params_b": spec.params_b,
-        }
-        for name, spec in config.models.items()
-    }
+    keys = {"description", "input_price", "output_price", "params_b"}
+    return {name: spec.card.model_dump(include=keys) for name, spec in config.models.items()}
 
 
 def models_file(cards: dict[str, Any], path: Path) -> None:

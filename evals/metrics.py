@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.pricing import total_cost
-from orchestrator.storage.schema import Item
+from signoria.agents.pricing import total_cost
+from signoria.orchestrator.storage.records import ItemRecord
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -31,14 +31,14 @@ def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def call_share(items: Sequence[Item]) -> dict[str, float]:
+def call_share(items: Sequence[ItemRecord]) -> dict[str, float]:
     """Fraction of all model calls that went to each model: a collapse is visible here."""
     counts = Counter(call.expert for item in items for call in item.calls)
     total = sum(counts.values())
     return {name: count / total for name, count in counts.most_common()} if total else {}
 
 
-def run_metrics(items: Sequence[Item]) -> dict[str, Any]:
+def run_metrics(items: Sequence[ItemRecord]) -> dict[str, Any]:
     scores = [item.scores[0].value for item in items if item.scores]
     accuracy = sum(scores) / len(scores) if scores else None
     low, high = wilson_interval(sum(scores), len(scores))

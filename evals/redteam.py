@@ -16,14 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agents.backends.replay import OutcomeTable
-from agents.types import Expert
-from evals.adversaries import wrong_letter
-from orchestrator.aggregators.protocol import Aggregator
-from orchestrator.answers import extract_letter
-from orchestrator.limits import Limits
-from orchestrator.pipeline import Pipeline, PipelineFailed
-from routers.fixed import FixedRouter, FixedRouterParams
+from signoria.agents.backends.replay import OutcomeTable
+from signoria.agents.types import Expert
+from signoria.evals.adversaries import wrong_letter
+from signoria.orchestrator.aggregators.protocol import Aggregator
+from signoria.orchestrator.answers import extract_letter
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
 
 NAIVE = "majority"
 WITHOUT_LIARS = "majority-without-liars"
@@ -137,11 +136,12 @@ async def run_redteam(
 
     async def score(aggregator: Aggregator, names: Sequence[str]) -> tuple[float, float]:
         """Accuracy and share of adversary-chosen answers over `items` with these seats."""
-        pipeline = Pipeline(
-            name="redteam",
-            router=FixedRouter(FixedRouterParams(experts=tuple(names), temperature=temperature)),
+        pipeline = Pipeline.fixed(
+            names,
             aggregator=aggregator,
+            temperature=temperature,
             limits=limits or Limits(max_experts=len(names), retries=0),
+            name="redteam",
         )
         answers = await _answers(pipeline, pool, items, concurrency)
         pairs = list(zip(answers, items, strict=True))

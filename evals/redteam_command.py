@@ -12,15 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from agents.backends.replay import ReplayExpert, load_table
-from agents.errors import SignoriaError
-from agents.types import Expert, ModelCard
-from evals.adversaries import LLMAdversary, ScriptedAdversary
-from evals.datasets import load_items
-from evals.redteam import (
+from signoria.agents.backends.replay import ReplayExpert, load_table
+from signoria.agents.types import Expert, ModelCard
+from signoria.errors import SignoriaError
+from signoria.evals.adversaries import LLMAdversary, ScriptedAdversary
+from signoria.evals.datasets import load_items
+from signoria.evals.redteam import (
     NAIVE,
     RedteamItem,
     is_letter,
@@ -29,11 +30,11 @@ from evals.redteam import (
     strongest_models,
     target_table,
 )
-from orchestrator.aggregators.majority import MajorityParams, MajorityVote
-from orchestrator.aggregators.protocol import Aggregator
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.sdk import Orchestrator
-from routers.fixed import FixedRouterParams
+from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from signoria.orchestrator.aggregators.protocol import Aggregator
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.routers.fixed import FixedRouterParams
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -57,15 +58,14 @@ def _aggregators(
             # aggregator that needs parameters (an LLM, a guard) joins a side-by-side run.
             chosen[name] = orchestrator.pipelines[name].aggregator
             continue
-        strategy = AGGREGATORS[name]
         try:
-            params = strategy.params.model_validate({})
-        except Exception:
+            params = AGGREGATORS.params_model(name).model_validate({})
+        except ValidationError:
             raise SignoriaError(
                 f"aggregator {name!r} needs parameters; put it in a pipeline of the config "
                 "and pass that pipeline's name with --aggregator"
             ) from None
-        chosen[name] = strategy.build(params)
+        chosen[name] = AGGREGATORS.build(name, params)
     return chosen
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.pricing import format_usd
-from evals.metrics import run_metrics
-from orchestrator.storage import Store
+from signoria.agents.pricing import format_usd
+from signoria.evals.metrics import run_metrics
+from signoria.orchestrator.storage import Store
 
 
 def summarise(store: Store, run_id: str) -> dict[str, Any]:

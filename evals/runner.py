@@ -13,13 +13,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from evals.datasets import EvalItem
-from evals.executors import AsyncioExecutor, Executor
-from evals.metrics import flat_metrics, run_metrics
-from evals.scoring import score
-from orchestrator.result import AskResult
-from orchestrator.sdk import Orchestrator
-from orchestrator.storage import Store
+from signoria.evals.datasets import EvalItem
+from signoria.evals.executors import AsyncioExecutor, Executor
+from signoria.evals.metrics import flat_metrics, run_metrics
+from signoria.evals.scoring import score
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.orchestrator.storage import Store
 
 OnItem = Callable[[AskResult | None], None]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from evals.datasets import EvalItem
-from orchestrator.answers import extract_answer, normalise_text
+from signoria.evals.datasets import EvalItem
+from signoria.orchestrator.answers import extract_answer, normalise_text
 
 
 def _same_number(a: str, b: str) -> bool:

@@ -1,25 +1,5 @@
-"""Pipelines, aggregators, limits, the SDK and the CLI.
+"""Pipelines, aggregators, limits, budgets, the SDK, the REST server, storage and the CLI.
 
-from orchestrator import Orchestrator
-result = Orchestrator.from_config().ask("What is 17 * 3?")
+The SDK's names are re-exported, lazily, by the top package: `from signoria import
+Orchestrator`. Nothing is imported here, so `signoria --help` does not pay for them.
 """
-
-from orchestrator.config import ConfigError, SignoriaConfig, load_config
-from orchestrator.limits import Limits, RequestLimits
-from orchestrator.pipeline import Pipeline, PipelineFailed
-from orchestrator.result import Aggregate, AskResult, ExpertCall
-from orchestrator.sdk import Orchestrator
-
-__all__ = [
-    "Aggregate",
-    "AskResult",
-    "ConfigError",
-    "ExpertCall",
-    "Limits",
-    "Orchestrator",
-    "Pipeline",
-    "PipelineFailed",
-    "RequestLimits",
-    "SignoriaConfig",
-    "load_config",
-]

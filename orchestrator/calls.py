@@ -2,7 +2,7 @@
 circuit breakers.
 
 This is the one retry loop of the project (tenacity, with the waits of
-`orchestrator.resilience`). It never raises for a failed call: every attempt becomes a
+`signoria.orchestrator.resilience`). It never raises for a failed call: every attempt becomes a
 trace row, so a request keeps the record of everything it tried and why it failed.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from agents.pricing import call_cost, total_cost
-from agents.types import Completion, Expert, ExpertError, GenerationParams, Message
-from orchestrator.limits import Budget, BudgetExceeded, Limits
-from orchestrator.resilience import Backoff, ExpertHealth
-from orchestrator.result import CallRole, ExpertCall
+from signoria.agents.pricing import call_cost, total_cost
+from signoria.agents.types import Completion, Expert, ExpertError, GenerationParams, Message
+from signoria.orchestrator.limits import Budget, BudgetExceeded, Limits
+from signoria.orchestrator.resilience import Backoff, ExpertHealth
+from signoria.orchestrator.result import CallRole, ExpertCall
 
 logger = logging.getLogger(__name__)
 

@@ -1,63 +1,103 @@
 """`signoria`: the command line over the SDK.
 
-`--json` prints exactly one JSON object on stdout; tables, traces and errors go where a
-person reads them. Every failure is one line on stderr and a non-zero exit code.
+`--json` prints exactly one JSON object on stdout, a failure included (`{"error": ...}`);
+tables, traces and errors go where a person reads them. Every failure is one line on
+stderr and a non-zero exit code (2 for a usage or config error, 1 otherwise).
+
+This module imports typer and nothing of the product at module level: `signoria --help`,
+`signoria <cmd> --help` and usage errors never pay for pydantic models, the pool or an ML
+stack. Each command imports what it needs inside its body.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from agents.errors import SignoriaError
-from agents.inventory import describe, human_size
-from agents.pricing import format_usd
-from orchestrator.config import ConfigError, load_config
-from orchestrator.pipeline import PipelineFailed
-from orchestrator.result import AskResult
-from orchestrator.server.command import serve
+from signoria.errors import ConfigError, SignoriaError, UsageError
+from signoria.orchestrator.server.command import serve
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from signoria.orchestrator.result import AskResult
+
+
+def _group(help: str, **settings: Any) -> typer.Typer:
+    # Plain click help: typer's rich help imports rich's markdown stack, which alone
+    # would double the start-up time of every `--help`.
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
+
+
+app = _group(
+    "Route queries to local and API LLM experts and aggregate their answers.",
     name="signoria",
-    help="Route queries to local and API LLM experts and aggregate their answers.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
-models_app = typer.Typer(help="The expert pool.", no_args_is_help=True)
+models_app = _group("The expert pool.")
 app.add_typer(models_app, name="models")
 app.command()(serve)
-route_app = typer.Typer(help="Learned routers: train and evaluate.", no_args_is_help=True)
+route_app = _group("Learned routers: train, evaluate, list.")
 app.add_typer(route_app, name="route")
-eval_app = typer.Typer(help="Benchmark runs: run, report, compare, export.", no_args_is_help=True)
+eval_app = _group("Benchmark runs: run, report, compare, export.")
 app.add_typer(eval_app, name="eval")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+runs_app = _group("Runs recorded in the database.")
+app.add_typer(runs_app, name="runs")
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Config YAML (default: $SIGNORIA_CONFIG or embedded)."),
+]
+PipelineOption = Annotated[
+    str | None,
+    typer.Option("--pipeline", "-p", help="Pipeline (or expert) name; default: the config's."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: $SIGNORIA_DB or SQLite in SIGNORIA_HOME)."),
 ]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="First N items only.")]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
+# Choices are enums so that click rejects a wrong value before anything is imported.
+Benchmark = StrEnum("Benchmark", ["gsm8k", "mmlu", "outcomes"])
+Executor = StrEnum("Executor", ["asyncio", "ray"])
+RedteamBackend = StrEnum("RedteamBackend", ["replay", "live"])
+Adversary = StrEnum("Adversary", ["persuasive", "subtle", "llm"])
+Seats = StrEnum("Seats", ["weakest", "strongest"])
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1, **detail: Any) -> NoReturn:
+    """End a command with one line on stderr (and a JSON error under --json, `detail`
+    beside it: e.g. the trace of a failed request)."""
+    raise CommandFailed(message, code, detail)
+
+
+class CommandFailed(SignoriaError):
+    def __init__(self, message: str, code: int, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
 
 
 def render_trace(result: AskResult) -> Table:
+    from rich.table import Table
+
+    from signoria.agents.pricing import format_usd
+
     table = Table(title=f"pipeline {result.pipeline}", title_justify="left", box=None)
     for column in ("expert", "role", "seed", "in", "out", "latency", "cost", "error"):
         table.add_column(column, justify="right" if column in {"in", "out"} else "left")
@@ -80,30 +120,36 @@ def render_trace(result: AskResult) -> Table:
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
+    pipeline: PipelineOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer QUESTION with a pipeline and show the trace of every expert call."""
-    from orchestrator.sdk import Orchestrator
+    from signoria.orchestrator.pipeline import PipelineFailed
+    from signoria.orchestrator.sdk import Orchestrator
 
     with Orchestrator.from_config(config) as orchestrator:
         try:
             result = orchestrator.ask(question, pipeline=pipeline)
         except PipelineFailed as exc:
             if not as_json:
-                err.print(render_trace(exc.result))
-            fail(str(exc))
+                console(stderr=True).print(render_trace(exc.result))
+            fail(str(exc), result=exc.result.summary())
     if as_json:
         print(json.dumps(result.summary()))
         return
-    out.print(result.answer, markup=False)
-    err.print(render_trace(result))
+    console().print(result.answer, markup=False)
+    console(stderr=True).print(render_trace(result))
 
 
 @models_app.command("list")
 def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show every model of the pool: backend, size, price, local availability."""
+    from rich.table import Table
+
+    from signoria.agents.inventory import describe, human_size
+    from signoria.orchestrator.config import load_config
+
     cfg = load_config(config)
     infos = [describe(name, spec) for name, spec in cfg.models.items()]
     if as_json:
@@ -116,15 +162,9 @@ def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> Non
         price = " / ".join(
             "unknown" if p is None else f"{p:g}" for p in (i.input_price, i.output_price)
         )
-        table.add_row(
-            i.name,
-            i.backend,
-            human_size(i.size_bytes),
-            price,
-            "yes" if i.available else "no",
-            i.detail,
-        )
-    out.print(table)
+        available = "yes" if i.available else "no"
+        table.add_row(i.name, i.backend, human_size(i.size_bytes), price, available, i.detail)
+    console().print(table)
 
 
 @models_app.command("pull")
@@ -133,7 +173,7 @@ def models_pull(
     config: ConfigOption = None,
 ) -> None:
     """Assemble, download and verify the GGUF files of local models ahead of first use."""
-    from orchestrator.sdk import Orchestrator
+    from signoria.orchestrator.sdk import Orchestrator
 
     with Orchestrator.from_config(config) as orchestrator:
         wanted = names or [n for n in orchestrator.pool if orchestrator.pool.backend(n).local]
@@ -141,27 +181,29 @@ def models_pull(
             expert: Any = orchestrator.pool[name]
             if not hasattr(expert, "model_path"):
                 fail(f"model {name!r} has no local file to pull")
-            out.print(f"{name}: {expert.model_path()}", markup=False)
+            console().print(f"{name}: {expert.model_path()}", markup=False)
 
 
 @route_app.command("train")
 def route_train(
-    router: Annotated[str, typer.Option(help="graph, skills, knn, mlp, svm, mf, ...")],
-    train: Annotated[Path, typer.Option(help="Routing-outcome table (JSONL)")],
-    models: Annotated[Path, typer.Option(help="Models file (JSON)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory")],
-    scenario: Annotated[str | None, typer.Option(help="performance, balanced or cost")] = None,
-    alpha: Annotated[float | None, typer.Option(help="Weight of quality")] = None,
-    beta: Annotated[float | None, typer.Option(help="Weight of normalised cost")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    limit: Annotated[int | None, typer.Option(min=1, help="First N rows only")] = None,
+    router: Annotated[str, typer.Option(help="Trainable router (see `signoria route list`).")],
+    train: Annotated[Path, typer.Option(help="Routing-outcome table (JSONL).")],
+    models: Annotated[Path, typer.Option(help="Models file (JSON): descriptions, prices.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
+    scenario: Annotated[
+        str | None, typer.Option(help="Trade-off: performance, balanced or cost.")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Weight of quality (with --beta).")] = None,
+    beta: Annotated[float | None, typer.Option(help="Weight of normalised cost.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fit (and of random).")] = 0,
+    limit: LimitOption = None,
     option: Annotated[
         list[str] | None,
-        typer.Option(help="KEY=VALUE for the router's config, e.g. anchor_margin=0.2 (graph)"),
+        typer.Option(help="KEY=VALUE for the router's config, e.g. anchor_margin=0.2 (graph)."),
     ] = None,
 ) -> None:
     """Train a router and the baselines on an outcome table; save a self-contained artifact."""
-    from routers.commands import train_command
+    from signoria.routers.commands import train_command
 
     train_command(
         router=router,
@@ -179,19 +221,37 @@ def route_train(
 
 @route_app.command("eval")
 def route_eval(
-    artifact: Annotated[Path, typer.Option(help="Artifact directory from route train")],
-    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL)")],
-    models: Annotated[Path | None, typer.Option(help="Models file (for unseen models)")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Cost-quality plot (PNG)")] = None,
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    artifact: Annotated[Path, typer.Option(help="Artifact directory from route train.")],
+    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL).")],
+    models: Annotated[Path | None, typer.Option(help="Models file (for unseen models).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Cost-quality plot (PNG).")] = None,
+    limit: LimitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Router and every baseline on the same held-out rows: quality, cost, call share."""
-    from routers.commands import eval_command
+    from signoria.routers.commands import eval_command
 
     eval_command(
         artifact=artifact, test=test, models=models, as_json=as_json, plot_path=plot, limit=limit
     )
+
+
+@route_app.command("list")
+def route_list(as_json: JsonOption = False) -> None:
+    """Every router: live ones a pipeline names, trainable ones `route train` fits."""
+    from signoria.routers.registry import ROUTERS, TRAINABLE
+
+    listing = {
+        "live": {name: ROUTERS[name].extra for name in ROUTERS},
+        "trainable": {name: TRAINABLE[name].extra for name in TRAINABLE},
+    }
+    if as_json:
+        print(json.dumps(listing))
+        return
+    for kind, names in listing.items():
+        for name, extra in names.items():
+            needs = f"  (needs signoria[{extra}])" if extra else ""
+            print(f"{kind:<10} {name}{needs}")
 
 
 # The eval commands import `evals` lazily: the one import against the layer direction.
@@ -199,27 +259,29 @@ def route_eval(
 
 @eval_app.command("run")
 def eval_run(
-    benchmark: Annotated[str, typer.Option(help="gsm8k, mmlu or outcomes")],
-    data: Annotated[Path, typer.Option(help="JSONL file of the benchmark")],
-    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="First N items only")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Items in flight")] = 1,
+    benchmark: Annotated[Benchmark, typer.Option(help="Kind of data set.")],
+    data: Annotated[Path, typer.Option(help="JSONL file of the benchmark.")],
+    pipeline: PipelineOption = None,
+    limit: LimitOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items in flight.")] = 1,
     db: DbOption = None,
-    run_id: Annotated[str | None, typer.Option(help="Same id again resumes the run")] = None,
-    executor: Annotated[str, typer.Option(help="asyncio (this process) or ray")] = "asyncio",
-    workers: Annotated[int, typer.Option(min=1, help="Ray actors (--executor ray)")] = 2,
+    run_id: Annotated[str | None, typer.Option(help="Same id again resumes the run.")] = None,
+    executor: Annotated[Executor, typer.Option(help="This process or Ray actors.")] = (
+        Executor.asyncio
+    ),
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors (--executor ray).")] = 2,
     ray_address: Annotated[
-        str | None, typer.Option(help="Existing Ray cluster, e.g. auto or ray://host:10001")
+        str | None, typer.Option(help="Existing Ray cluster, e.g. auto or ray://host:10001.")
     ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a benchmark through a pipeline, storing every item as it finishes (resumable)."""
-    from evals.commands import run_command
+    from signoria.evals.commands import run_command
 
     run_command(
         config=config,
-        benchmark=benchmark,
+        benchmark=benchmark.value,
         data=data,
         pipeline=pipeline,
         limit=limit,
@@ -227,7 +289,7 @@ def eval_run(
         db=db,
         run_id=run_id,
         as_json=as_json,
-        executor=executor,
+        executor=executor.value,
         workers=workers,
         ray_address=ray_address,
     )
@@ -235,99 +297,128 @@ def eval_run(
 
 @eval_app.command("report")
 def eval_report(
-    run: Annotated[str, typer.Argument(help="Run id")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Default: reports/RUN")] = None,
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default: reports/RUN.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Accuracy with a 95% CI, cost, latency percentiles, call share; markdown, JSON, PNGs."""
-    from evals.commands import report_command
+    from signoria.evals.commands import report_command
 
     report_command(run=run, out_dir=out_dir, db=db, as_json=as_json)
 
 
 @eval_app.command("compare")
 def eval_compare(
-    runs: Annotated[list[str], typer.Argument(help="Run ids")],
+    runs: Annotated[list[str], typer.Argument(help="Run ids.")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Put runs side by side."""
-    from evals.commands import compare_command
+    from signoria.evals.commands import compare_command
 
     compare_command(runs=runs, db=db, as_json=as_json)
 
 
 @eval_app.command("export")
 def eval_export(
-    run: Annotated[str, typer.Argument(help="Run id")],
-    outcomes: Annotated[Path, typer.Option(help="Routing-outcome table to write (JSONL)")],
-    models: Annotated[Path | None, typer.Option(help="Also write the models file")] = None,
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    outcomes: Annotated[Path, typer.Option(help="Routing-outcome table to write (JSONL).")],
+    models: Annotated[Path | None, typer.Option(help="Also write the models file.")] = None,
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
     """Write the per-item, per-model outcome table that routers train on."""
-    from evals.commands import export_command
+    from signoria.evals.commands import export_command
 
     export_command(run=run, outcomes=outcomes, models=models, config=config, db=db)
 
 
+@runs_app.command("list")
+def runs_list(
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind: eval or serve.")] = (
+        None
+    ),
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs in the database: status, items, accuracy, cost."""
+    from signoria.evals.commands import runs_command
+
+    runs_command(kind=kind, db=db, as_json=as_json)
+
+
 @app.command()
 def redteam(
-    data: Annotated[Path, typer.Option(help="Outcome table (replay) or MMLU/outcomes (live)")],
-    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
-    backend: Annotated[str, typer.Option(help="replay or live")] = "replay",
-    experts: Annotated[int, typer.Option(min=2, help="Experts per item")] = 5,
-    adversaries: Annotated[int, typer.Option(min=1, help="How many of them lie")] = 1,
-    adversary: Annotated[str, typer.Option(help="persuasive, subtle or llm")] = "persuasive",
-    replace: Annotated[
-        str, typer.Option(help="Seats the adversaries take: weakest or strongest")
-    ] = "weakest",
+    data: Annotated[Path, typer.Option(help="Outcome table (replay) or MMLU/outcomes (live).")],
+    pipeline: PipelineOption = None,
+    backend: Annotated[RedteamBackend, typer.Option(help="Recorded answers or live models.")] = (
+        RedteamBackend.replay
+    ),
+    experts: Annotated[int, typer.Option(min=2, help="Experts per item.")] = 5,
+    adversaries: Annotated[int, typer.Option(min=1, help="How many of them lie.")] = 1,
+    adversary: Annotated[Adversary, typer.Option(help="How the liars argue.")] = (
+        Adversary.persuasive
+    ),
+    replace: Annotated[Seats, typer.Option(help="Seats the adversaries take.")] = Seats.weakest,
     aggregators: Annotated[
-        list[str] | None, typer.Option("--aggregator", "-a", help="More aggregators to test")
+        list[str] | None,
+        typer.Option("--aggregator", "-a", help="More aggregators (or pipelines) to test."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+    limit: LimitOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items in flight.")] = 16,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the same items clean and with lying experts; compare naive and defended aggregators."""
-    from evals.redteam_command import redteam_command
+    from signoria.evals.redteam_command import redteam_command
 
     redteam_command(
         config=config,
         pipeline=pipeline,
         data=data,
-        backend=backend,
+        backend=backend.value,
         experts=experts,
         adversaries=adversaries,
-        adversary=adversary,
+        adversary=adversary.value,
         aggregators=aggregators or [],
         limit=limit,
         concurrency=concurrency,
-        replace=replace,
+        replace=replace.value,
         as_json=as_json,
     )
 
 
+def _report(
+    message: str, kind: str, code: int, as_json: bool, detail: dict[str, Any] | None = None
+) -> NoReturn:
+    """The one way a failure leaves: a line on stderr, and under --json an object on stdout."""
+    sys.stderr.write(f"error: {message}\n")
+    if as_json:
+        error = {"message": message, "type": kind, "exit_code": code}
+        print(json.dumps({"error": error, **(detail or {})}))
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: known errors become one line and a non-zero exit."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
     try:
         # Outside standalone mode click hands back an Exit's code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=args, standalone_mode=False, prog_name="signoria")
     except typer.Exit as exc:
         code = exc.exit_code
-    except ConfigError as exc:
-        err.print(f"error: {exc}", markup=False)
-        sys.exit(2)
+    except CommandFailed as exc:
+        _report(str(exc), "command_failed", exc.code, as_json, exc.detail)
+    except (ConfigError, UsageError) as exc:
+        _report(str(exc), type(exc).__name__, 2, as_json)
     except (SignoriaError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        sys.exit(1)
+        _report(str(exc), type(exc).__name__, 1, as_json)
     except Exception as exc:
         # Usage errors come from the click that typer vendors; matched by shape, not class.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            err.print(f"error: {exc.format_message()}", markup=False)
-            sys.exit(exc.exit_code)
+            _report(exc.format_message(), "usage_error", int(exc.exit_code), as_json)
         if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise

@@ -16,30 +16,28 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.backends.llamacpp import LlamaCppSettings
-from agents.errors import SignoriaError
-from agents.plugins import Registry, Strategy, model_refs
-from agents.pool import ModelSpec
-from agents.registry import BACKENDS
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.limits import Limits
-from orchestrator.resilience import BreakerSettings
-from routers.registry import ROUTERS
+from signoria.agents.backends.llamacpp import LlamaCppSettings
+from signoria.agents.backends.registry import BACKENDS
+from signoria.agents.pool import ModelSpec
+from signoria.agents.types import ModelCard
+from signoria.errors import ConfigError
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.resilience import BreakerSettings
+from signoria.registry import (
+    Strategies,
+    StrategyConfigError,
+    StrategySpec,
+    model_refs,
+    parse_strategy,
+    validation_problem,
+)
+from signoria.routers.registry import ROUTERS
 
 M = TypeVar("M", bound=BaseModel)
 
-_CARD_KEYS = set(ModelSpec.model_fields) - {"options"}
-
-
-class ConfigError(SignoriaError):
-    pass
-
-
-class StrategySpec(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    name: str
-    params: BaseModel
+# Card fields sit beside the backend's options, flat under a model's name in YAML.
+_CARD_KEYS = set(ModelCard.model_fields) - {"name"}
 
 
 class PipelineSpec(BaseModel):
@@ -81,7 +79,7 @@ def default_config_path() -> Path:
     env = os.environ.get("SIGNORIA_CONFIG")
     if env:
         return Path(env)
-    return Path(str(resources.files("configs") / "default.yaml"))
+    return Path(str(resources.files("signoria.configs") / "default.yaml"))
 
 
 def load_config(path: str | Path | None = None) -> SignoriaConfig:
@@ -128,10 +126,9 @@ def _validate(model: type[M], data: Any, path: str, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join([path, *(str(p) for p in err["loc"])]).strip(".")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {loc or '<top>'}: {err['msg']}{more}") from None
+        where, message = validation_problem(exc)
+        loc = ".".join(p for p in (path, where) if p)
+        raise ConfigError(f"{source}: {loc or '<top>'}: {message}") from None
 
 
 def _model_spec(raw: Any, path: str, source: str) -> ModelSpec:
@@ -144,27 +141,20 @@ def _model_spec(raw: Any, path: str, source: str) -> ModelSpec:
             f"{source}: {path}.backend: unknown backend {raw['backend']!r} "
             f"(known: {', '.join(BACKENDS)})"
         )
-    card = {k: v for k, v in raw.items() if k in _CARD_KEYS}
+    name = path.removeprefix("models.")
+    fields = {k: v for k, v in raw.items() if k in _CARD_KEYS}
     extra = {k: v for k, v in raw.items() if k not in _CARD_KEYS}
-    options = _validate(BACKENDS[raw["backend"]].options, extra, path, source)
-    return _validate(ModelSpec, {**card, "options": options}, path, source)
+    options = _validate(BACKENDS[raw["backend"]].options_model(), extra, path, source)
+    card = _validate(ModelCard, {**fields, "name": name}, path, source)
+    return ModelSpec(card=card, options=options)
 
 
-def _strategy(raw: Any, registry: Registry[Strategy[Any]], path: str, source: str) -> StrategySpec:
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict) or "name" not in raw:
-        raise ConfigError(f"{source}: {path}.name: required (one of: {', '.join(registry)})")
-    name = str(raw["name"])
-    if name not in registry:
-        raise ConfigError(
-            f"{source}: {path}.name: unknown {registry.kind} {name!r} "
-            f"(known: {', '.join(registry)})"
-        )
-    params = _validate(
-        registry[name].params, {k: v for k, v in raw.items() if k != "name"}, path, source
-    )
-    return StrategySpec(name=name, params=params)
+def _strategy(raw: Any, registry: Strategies[Any], path: str, source: str) -> StrategySpec:
+    try:
+        return parse_strategy(raw, registry)
+    except StrategyConfigError as exc:
+        where = ".".join(p for p in (path, exc.where) if p)
+        raise ConfigError(f"{source}: {where}: {exc.message}") from None
 
 
 def _pipeline_spec(raw: Any, path: str, source: str) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.pricing import call_cost
-from agents.types import ModelCard
+from signoria.agents.pricing import call_cost
+from signoria.agents.types import ModelCard
 
 
 class Limits(BaseModel):

@@ -7,14 +7,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agents.errors import SignoriaError
-from agents.types import Completion, Expert, GenerationParams, Message
-from orchestrator.aggregators.protocol import AggregationContext, Aggregator
-from orchestrator.calls import CallRunner
-from orchestrator.limits import Limits, RequestLimits
-from orchestrator.resilience import ExpertHealth
-from orchestrator.result import AskResult
-from routers.protocol import Assignment, Router
+from signoria.agents.types import Completion, Expert, GenerationParams, Message
+from signoria.errors import SignoriaError
+from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
+from signoria.orchestrator.aggregators.protocol import AggregationContext, Aggregator
+from signoria.orchestrator.calls import CallRunner
+from signoria.orchestrator.limits import Limits, RequestLimits
+from signoria.orchestrator.resilience import ExpertHealth
+from signoria.orchestrator.result import AskResult
+from signoria.routers.fixed import FixedRouter, FixedRouterParams
+from signoria.routers.protocol import Assignment, Router
 
 
 def last_user_message(messages: Sequence[Message]) -> str:
@@ -40,6 +42,29 @@ class Pipeline:
     aggregator: Aggregator
     limits: Limits
     system: str | None = None
+
+    @classmethod
+    def fixed(
+        cls,
+        experts: str | Sequence[str],
+        *,
+        aggregator: Aggregator | None = None,
+        temperature: float | None = None,
+        seed: int = 0,
+        limits: Limits | None = None,
+        name: str | None = None,
+    ) -> Pipeline:
+        """Named experts, each asked once: what a model id naming an expert runs (one
+        expert, its answer as is), and what red-teaming seats experts with. Same timeouts,
+        retries, trace and recording as any configured pipeline."""
+        names = (experts,) if isinstance(experts, str) else tuple(experts)
+        params = FixedRouterParams(experts=names, temperature=temperature, seed=seed)
+        return cls(
+            name=name or names[0],
+            router=FixedRouter(params),
+            aggregator=aggregator or FirstAnswer(FirstParams()),
+            limits=limits or Limits(),
+        )
 
     def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
         """The conversation the experts see; the pipeline's system prompt comes first

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routers.protocol import RoutingDecision
+from signoria.routers.protocol import RoutingDecision
 
 CallRole = Literal["expert", "fallback", "aggregator"]
 

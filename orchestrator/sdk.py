@@ -4,22 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from agents.errors import UnknownNameError
-from agents.pool import ExpertPool
-from agents.types import Message
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.config import SignoriaConfig, load_config
-from orchestrator.limits import RequestLimits
-from orchestrator.pipeline import Pipeline
-from orchestrator.resilience import ExpertHealth
-from orchestrator.result import AskResult
-from routers.registry import ROUTERS
+from signoria.agents.pool import ExpertPool
+from signoria.agents.types import Message
+from signoria.errors import UnknownNameError
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.config import PipelineSpec, SignoriaConfig, load_config
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.pipeline import Pipeline
+from signoria.orchestrator.resilience import ExpertHealth
+from signoria.orchestrator.result import AskResult
+from signoria.routers.registry import ROUTERS
 
 T = TypeVar("T")
+TargetKind = Literal["pipeline", "expert"]
+
+
+def build_pipeline(name: str, spec: PipelineSpec) -> Pipeline:
+    """A configured pipeline, its router and aggregator imported and built by name."""
+    router, aggregator = spec.router, spec.aggregator
+    return Pipeline(
+        name=name,
+        router=ROUTERS.build(router.name, router.params),
+        aggregator=AGGREGATORS.build(aggregator.name, aggregator.params),
+        limits=spec.limits,
+        system=spec.system,
+    )
+
+
+class Pipelines(Mapping[str, Pipeline]):
+    """The configured pipelines by name, each built on first use: a pipeline whose router
+    needs an extra that is not installed fails when asked for, not when another runs."""
+
+    def __init__(self, specs: Mapping[str, PipelineSpec]) -> None:
+        self._specs = dict(specs)
+        self._built: dict[str, Pipeline] = {}
+
+    def __getitem__(self, name: str) -> Pipeline:
+        if name not in self._built:
+            self._built[name] = build_pipeline(name, self._specs[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, pipeline: Pipeline) -> None:
+        """Replace a pipeline (SDK users composing their own strategies; tests)."""
+        self._built[name] = pipeline
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._specs, *self._built]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._specs, *self._built]))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs or name in self._built
 
 
 class Orchestrator:
@@ -35,16 +75,9 @@ class Orchestrator:
         self.pool = ExpertPool(config.models, config.runtime.llamacpp)
         # Circuit breakers per expert, shared by every request of this orchestrator.
         self.health = ExpertHealth(config.runtime.breaker)
-        self.pipelines: dict[str, Pipeline] = {
-            name: Pipeline(
-                name=name,
-                router=ROUTERS[spec.router.name].build(spec.router.params),
-                aggregator=AGGREGATORS[spec.aggregator.name].build(spec.aggregator.params),
-                limits=spec.limits,
-                system=spec.system,
-            )
-            for name, spec in config.pipelines.items()
-        }
+        self.pipelines = Pipelines(config.pipelines)
+        # One-expert pipelines for model ids that name an expert, built once per name.
+        self._expert_pipelines: dict[str, Pipeline] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -53,12 +86,35 @@ class Orchestrator:
         """Load a YAML config; `None` means `$SIGNORIA_CONFIG` or the embedded default."""
         return cls(load_config(path))
 
-    def pipeline(self, name: str | None) -> Pipeline:
+    def kind(self, name: str) -> TargetKind | None:
+        """What a model id names: a configured pipeline (which wins a tie), an expert of
+        the pool, or nothing."""
+        if name in self.pipelines:
+            return "pipeline"
+        if name in self.pool:
+            return "expert"
+        return None
+
+    def pipeline(
+        self, name: str | None, *, temperature: float | None = None, seed: int | None = None
+    ) -> Pipeline:
+        """A configured pipeline, or for an expert's name that expert alone.
+
+        `temperature` and `seed` are honoured by a one-expert pipeline (the client asked
+        for that model's sampling); a configured pipeline keeps its own.
+        """
         key = name or self.config.default_pipeline
-        if key not in self.pipelines:
-            known = ", ".join(sorted(self.pipelines))
-            raise UnknownNameError(f"unknown pipeline {key!r} (known: {known})")
-        return self.pipelines[key]
+        kind = self.kind(key)
+        if kind == "pipeline":
+            return self.pipelines[key]
+        if kind == "expert":
+            if temperature is not None or seed is not None:
+                return Pipeline.fixed(key, temperature=temperature, seed=seed or 0)
+            if key not in self._expert_pipelines:
+                self._expert_pipelines[key] = Pipeline.fixed(key)
+            return self._expert_pipelines[key]
+        known = ", ".join(sorted(self.pipelines))
+        raise UnknownNameError(f"unknown pipeline {key!r} (pipelines: {known}; or an expert)")
 
     async def aask(
         self,
@@ -66,16 +122,19 @@ class Orchestrator:
         *,
         pipeline: str | None = None,
         limits: RequestLimits | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
     ) -> AskResult:
-        """Answer a question (or a chat, as messages) with a named pipeline.
+        """Answer a question (or a chat, as messages) with a named pipeline, or with one
+        expert when `pipeline` names an expert of the pool.
 
-        `limits` may tighten the pipeline's limits for this request, never loosen them.
+        `limits` may tighten the pipeline's limits for this request, never loosen them;
+        `temperature` and `seed` apply to a single expert (see `pipeline`).
         """
         if isinstance(prompt, str) and not prompt.strip():
             raise ValueError("the query is empty")
-        return await self.pipeline(pipeline).run(
-            prompt, self.pool, overrides=limits, health=self.health
-        )
+        chosen = self.pipeline(pipeline, temperature=temperature, seed=seed)
+        return await chosen.run(prompt, self.pool, overrides=limits, health=self.health)
 
     def ask(
         self,

@@ -1,6 +1,2 @@
-"""Routers: which experts answer a query. May import `agents`, nothing above it."""
-
-from routers.protocol import Assignment, Router, RoutingDecision
-from routers.registry import ROUTERS
-
-__all__ = ["ROUTERS", "Assignment", "Router", "RoutingDecision"]
+"""Routers: which experts answer a query (the protocol, the registry, each router and its
+training). May import `signoria.agents`, nothing above it; imports nothing here."""

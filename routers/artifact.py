@@ -12,29 +12,70 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.errors import SignoriaError
-from routers.data import ModelEntry, RoutingTable
-from routers.embedding import Embedder
-from routers.learned import RouterContext, TradeOff, TrainableRouter
-from routers.registry import TRAINABLE
+from signoria.agents.types import ModelCard
+from signoria.errors import SignoriaError
+from signoria.registry import validation_problem
+from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import Embedder
+from signoria.routers.registry import TRAINABLE, needs_features
+from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
 BASELINES = ("random", "best-single", "cheapest", "knn", "mlp", "svm", "mf")
 FORMAT = 1
+MANIFEST = "config.json"
+
+
+class Manifest(BaseModel):
+    """`config.json` of an artifact: what was trained, on what, for which trade-off."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = 1
+    router: str
+    baselines: tuple[str, ...]
+    models: tuple[str, ...]
+    # Each model's card as the models file described it (no backend: a table's model).
+    info: dict[str, ModelCard]
+    trade_off: TradeOff
+    # Mean training cost per model (USD per query) and the scale that normalises it.
+    expected_cost: tuple[float, ...]
+    cost_scale: float
+    cost_estimated: bool
+    seed: int
+    trained_on: dict[str, Any] = Field(default_factory=dict)
+    fit_seconds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("info", mode="before")
+    @classmethod
+    def _named_cards(cls, raw: Any) -> Any:
+        # Stored without the name, which is already the key.
+        if isinstance(raw, dict):
+            return {
+                m: ModelCard.from_entry(m, v) if isinstance(v, dict) else v for m, v in raw.items()
+            }
+        return raw
 
 
 class ArtifactError(SignoriaError):
     pass
 
 
+def installed_baselines() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(baselines whose packages are installed, those that are not): a core install fits
+    the ones that learn nothing and says which it skipped."""
+    ready = tuple(b for b in BASELINES if TRAINABLE[b].installed())
+    return ready, tuple(b for b in BASELINES if b not in ready)
+
+
 def build(name: str, options: Mapping[str, Any] | None = None) -> TrainableRouter:
     """A fresh router; `options` set fields of its config model (e.g. the GraphRouter's
     `epochs` or `anchor_margin`), validated, so a wrong key or value is a clear error."""
-    router: TrainableRouter = TRAINABLE[name]()
+    router: TrainableRouter = TRAINABLE.load(name)()
     if not options:
         return router
     config = getattr(router, "config", None)
@@ -68,10 +109,12 @@ def train_artifact(
 ) -> dict[str, float]:
     """Fit `name` and the baselines on `table`; returns the seconds each fit took."""
     ctx = RouterContext.from_table(table, trade_off, seed=seed)
-    ctx.features(table.queries)  # embed once, shared by every router below
+    fitted = list(dict.fromkeys((name, *baselines)))
+    if any(needs_features(r) for r in fitted):
+        ctx.features(table.queries)  # embed once, shared by every router below
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
-    for router_name in dict.fromkeys((name, *baselines)):
+    for router_name in fitted:
         router = build(router_name, options if router_name == name else None)
         t0 = time.perf_counter()
         np.random.seed(seed)
@@ -81,45 +124,53 @@ def train_artifact(
         folder.mkdir(parents=True, exist_ok=True)
         router.save(folder)
     ctx.embedder.save(out / "embeddings.npz")
-    config = {
-        "format": FORMAT,
-        "router": name,
-        "baselines": [b for b in baselines if b != name],
-        "models": list(table.models),
-        "info": {m: table.info[m].model_dump() for m in table.models},
-        "trade_off": trade_off.model_dump(),
-        "expected_cost": ctx.expected_cost.tolist(),
-        "cost_scale": ctx.cost_scale,
-        "cost_estimated": table.cost_estimated,
-        "seed": seed,
-        "trained_on": {**(source or {}), "rows": len(table)},
-        "fit_seconds": timings,
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    manifest = Manifest(
+        router=name,
+        baselines=tuple(b for b in baselines if b != name),
+        models=table.models,
+        info={m: table.info[m] for m in table.models},
+        trade_off=trade_off,
+        expected_cost=tuple(ctx.expected_cost.tolist()),
+        cost_scale=ctx.cost_scale,
+        cost_estimated=table.cost_estimated,
+        seed=seed,
+        trained_on={**(source or {}), "rows": len(table)},
+        fit_seconds=timings,
+    )
+    (out / MANIFEST).write_text(
+        manifest.model_dump_json(indent=2, exclude={"info": {"__all__": {"name"}}})
+    )
     return timings
 
 
-def read_config(directory: Path) -> dict[str, Any]:
+def read_manifest(directory: Path) -> Manifest:
     try:
-        config: dict[str, Any] = json.loads((directory / "config.json").read_text())
+        raw = json.loads((directory / MANIFEST).read_text())
     except FileNotFoundError:
-        raise ArtifactError(f"{directory} is not a router artifact (no config.json)") from None
-    if config.get("format") != FORMAT:
-        raise ArtifactError(f"{directory}: artifact format {config.get('format')} not supported")
-    return config
+        raise ArtifactError(f"{directory} is not a router artifact (no {MANIFEST})") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{directory / MANIFEST}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ArtifactError(f"{directory}: artifact format {found} not supported")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        where, message = validation_problem(exc)
+        raise ArtifactError(f"{directory / MANIFEST}: {where}: {message}") from None
 
 
 def load_context(directory: Path) -> RouterContext:
     """The context every router of an artifact shares, with its embedding cache."""
-    config = read_config(directory)
+    manifest = read_manifest(directory)
     return RouterContext(
-        models=tuple(config["models"]),
-        info={m: ModelEntry.model_validate(v) for m, v in config["info"].items()},
-        trade_off=TradeOff.model_validate(config["trade_off"]),
-        expected_cost=np.asarray(config["expected_cost"], dtype=float),
-        cost_scale=float(config["cost_scale"]),
+        models=manifest.models,
+        info=dict(manifest.info),
+        trade_off=manifest.trade_off,
+        expected_cost=np.asarray(manifest.expected_cost, dtype=float),
+        cost_scale=manifest.cost_scale,
         embedder=Embedder.load(directory / "embeddings.npz"),
-        seed=int(config["seed"]),
+        seed=manifest.seed,
     )
 
 
@@ -137,4 +188,4 @@ def load_artifact(
 ) -> tuple[TrainableRouter, RouterContext]:
     """The artifact's router (or one of its baselines, by name) and its context."""
     ctx = load_context(directory)
-    return load_router(directory, name or read_config(directory)["router"], ctx), ctx
+    return load_router(directory, name or read_manifest(directory).router, ctx), ctx

@@ -3,7 +3,7 @@
 Quality predictors (kNN, MLP, matrix factorisation) predict each model's score from the
 query embedding and route by utility; the SVM classifies the reward-best model directly.
 Random, best-single and cheapest need no features. The oracle is not a router: it reads
-the test outcomes and is reported as the upper bound (see `routers.evaluate`).
+the test outcomes and is reported as the upper bound (see `signoria.routers.evaluate`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 
-from routers.data import RoutingTable
-from routers.learned import RouterContext
+from signoria.routers.data import RoutingTable
+from signoria.routers.trainable import RouterContext
 
 
 class _Constant:
@@ -91,9 +90,13 @@ class _SklearnQuality:
         return ctx.utility(quality.reshape(len(queries), len(ctx.models)))
 
     def save(self, directory: Path) -> None:
+        import joblib  # scikit-learn's, like the model: the `routers` extra
+
         joblib.dump(self.model, directory / "model.joblib")
 
     def load(self, directory: Path, ctx: RouterContext) -> None:
+        import joblib
+
         self.model = joblib.load(directory / "model.joblib")
 
 
@@ -150,9 +153,13 @@ class SVMRouter:
         return out
 
     def save(self, directory: Path) -> None:
+        import joblib
+
         joblib.dump({"model": self.model, "classes": self.classes}, directory / "model.joblib")
 
     def load(self, directory: Path, ctx: RouterContext) -> None:
+        import joblib
+
         state = joblib.load(directory / "model.joblib")
         self.model, self.classes = state["model"], state["classes"]
 

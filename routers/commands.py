@@ -10,13 +10,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from routers.artifact import build, read_config, train_artifact
-from routers.data import ModelEntry, load_models, load_table
-from routers.evaluate import evaluate, plot
-from routers.learned import TradeOff
+from signoria.registry import install_hint
+from signoria.routers.artifact import build, installed_baselines, read_manifest, train_artifact
+from signoria.routers.data import load_models, load_table
+from signoria.routers.evaluate import evaluate, plot
+from signoria.routers.registry import TRAINABLE
+from signoria.routers.trainable import TradeOff
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def trade_off(scenario: str | None, alpha: float | None, beta: float | None) -> TradeOff:
@@ -56,7 +58,14 @@ def train_command(
     options: list[str] | None = None,
 ) -> None:
     parsed = parse_options(options or [])
-    build(router, parsed)  # a bad name or option fails here, before anything loads
+    build(router, parsed)  # a bad name, option or missing extra fails here, before any load
+    baselines, missing = installed_baselines()
+    if missing:
+        err.print(
+            f"note: baselines {', '.join(missing)} skipped: they need "
+            f"{install_hint(TRAINABLE[missing[0]].extra)}",
+            markup=False,
+        )
     table = load_table(train, load_models(models), limit=limit)
     t0 = time.perf_counter()
     timings = train_artifact(
@@ -66,6 +75,7 @@ def train_command(
         out_dir,
         seed=seed,
         source={"train": str(train), "models": str(models)},
+        baselines=baselines,
         options=parsed,
     )
     err.print(
@@ -88,13 +98,8 @@ def eval_command(
     plot_path: Path | None,
     limit: int | None,
 ) -> None:
-    config = read_config(artifact)
     # Without --models, the artifact's own model descriptions and prices are used.
-    info = (
-        load_models(models)
-        if models
-        else {m: ModelEntry.model_validate(v) for m, v in config["info"].items()}
-    )
+    info = load_models(models) if models else dict(read_manifest(artifact).info)
     table = load_table(test, info, limit=limit)
     result = evaluate(artifact, table)
     if plot_path is not None:

@@ -1,7 +1,7 @@
 """Cost-aware selection on top of a quality predictor: threshold, Pareto-under-budget and
 cascade routers.
 
-All three reuse a baseline quality predictor (`routers.baselines`: kNN, MLP or matrix
+All three reuse a baseline quality predictor (`signoria.routers.baselines`: kNN, MLP or matrix
 factorisation) read with a performance-only context, so its utilities are its predicted
 scores; they differ only in the policy applied to those predictions:
 
@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routers.baselines import KNNRouter, MatrixFactorisation, MLPRouter
-from routers.data import RoutingTable
-from routers.embedding import text_key
-from routers.learned import RouterContext, TradeOff, TrainableRouter
+from signoria.routers.baselines import KNNRouter, MatrixFactorisation, MLPRouter
+from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import text_key
+from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
 PREDICTORS: dict[str, Callable[[], TrainableRouter]] = {
     KNNRouter.name: KNNRouter,

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agents.errors import SignoriaError
-from agents.jsonl import read_jsonl
+from signoria.agents.jsonl import read_jsonl
+from signoria.agents.types import ModelCard
+from signoria.errors import SignoriaError
 
 # Output tokens assumed when a table records neither cost nor response (LLMRouter).
 ASSUMED_OUTPUT_TOKENS = 256
@@ -29,15 +30,6 @@ ASSUMED_OUTPUT_TOKENS = 256
 
 class RoutingDataError(SignoriaError):
     pass
-
-
-class ModelEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    description: str = ""
-    input_price: float | None = None
-    output_price: float | None = None
-    params_b: float | None = None
 
 
 class Outcome(BaseModel):
@@ -58,7 +50,7 @@ class Row(BaseModel):
     outcomes: dict[str, Outcome]
 
 
-def load_models(path: Path) -> dict[str, ModelEntry]:
+def load_models(path: Path) -> dict[str, ModelCard]:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -68,7 +60,7 @@ def load_models(path: Path) -> dict[str, ModelEntry]:
     if not isinstance(raw, dict):
         raise RoutingDataError(f"{path}: must map model names to descriptions and prices")
     try:
-        return {name: ModelEntry.model_validate(entry) for name, entry in raw.items()}
+        return {name: ModelCard.from_entry(name, entry) for name, entry in raw.items()}
     except ValidationError as exc:
         raise RoutingDataError(f"{path}: {exc.errors()[0]['msg']}") from None
 
@@ -83,7 +75,7 @@ class RoutingTable:
 
     rows: tuple[Row, ...]
     models: tuple[str, ...]
-    info: dict[str, ModelEntry]
+    info: dict[str, ModelCard]
     scores: np.ndarray  # [n, m]
     costs: np.ndarray  # [n, m], USD; estimated where the table had none
     cost_estimated: bool
@@ -134,7 +126,7 @@ class RoutingTable:
 
 
 def load_table(
-    path: Path, models: dict[str, ModelEntry], *, limit: int | None = None
+    path: Path, models: dict[str, ModelCard], *, limit: int | None = None
 ) -> RoutingTable:
     """Load a table; a model the table uses but the models file lacks is an error."""
     rows: list[Row] = []
@@ -163,7 +155,7 @@ def load_table(
 
 
 def build_table(
-    rows: tuple[Row, ...], names: tuple[str, ...], models: dict[str, ModelEntry]
+    rows: tuple[Row, ...], names: tuple[str, ...], models: dict[str, ModelCard]
 ) -> RoutingTable:
     scores = np.array([[r.outcomes[m].score for m in names] for r in rows], dtype=float)
     costs = np.zeros_like(scores)
@@ -181,7 +173,7 @@ def build_table(
     )
 
 
-def _estimated_cost(entry: ModelEntry, query: str, response: str | None) -> float:
+def _estimated_cost(entry: ModelCard, query: str, response: str | None) -> float:
     if entry.input_price is None or entry.output_price is None:
         return float("nan")  # unknown stays unknown: reported as null, never as 0
     out = _estimate_tokens(response) if response else ASSUMED_OUTPUT_TOKENS

@@ -15,20 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from routers.artifact import load_context, load_router, read_config
-from routers.data import ModelEntry, RoutingTable
-from routers.learned import RouterContext, TrainableRouter
-from routers.metrics import summarise, two_model_report
+from signoria.agents.types import ModelCard
+from signoria.routers.artifact import load_context, load_router, read_manifest
+from signoria.routers.data import RoutingTable
+from signoria.routers.metrics import summarise, two_model_report
+from signoria.routers.trainable import RouterContext, TrainableRouter
 
 
-def _price(entry: ModelEntry) -> float | None:
+def _price(entry: ModelCard) -> float | None:
     if entry.input_price is None or entry.output_price is None:
         return None
     return (entry.input_price + entry.output_price) / 2
 
 
 def extended_context(
-    ctx: RouterContext, models: tuple[str, ...], info: dict[str, ModelEntry]
+    ctx: RouterContext, models: tuple[str, ...], info: dict[str, ModelCard]
 ) -> RouterContext:
     """`ctx` over `models`; an unseen model's expected cost is scaled from the known
     models' by list price (an estimate: it has no recorded calls to average)."""
@@ -36,7 +37,7 @@ def extended_context(
     ratios = [
         cost / p
         for m, cost in known.items()
-        if (p := _price(info.get(m, ctx.info.get(m, ModelEntry())))) and cost > 0
+        if (p := _price(info.get(m, ctx.info.get(m, ModelCard(name=m))))) and cost > 0
     ]
     per_price = float(np.mean(ratios)) if ratios else 0.0
     expected = np.array(
@@ -48,7 +49,7 @@ def extended_context(
 
 
 def aligned_utilities(
-    router: TrainableRouter, ctx: RouterContext, table: RoutingTable, info: dict[str, ModelEntry]
+    router: TrainableRouter, ctx: RouterContext, table: RoutingTable, info: dict[str, ModelCard]
 ) -> np.ndarray:
     """Utilities over `table.models`; -inf where the router cannot choose a model."""
     if getattr(router, "inductive", False):
@@ -62,10 +63,10 @@ def aligned_utilities(
 
 
 def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
-    config = read_config(artifact)
+    manifest = read_manifest(artifact)
     # One context for every router of the artifact: the test queries are embedded once.
     ctx = load_context(artifact)
-    router = load_router(artifact, config["router"], ctx)
+    router = load_router(artifact, manifest.router, ctx)
     info = dict(test.info)
     scored = extended_context(ctx, test.models, info)  # costs normalised as in training
     reward = scored.reward(test)
@@ -74,14 +75,14 @@ def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
         return summarise(test, np.argmax(utilities, axis=1), reward)
 
     utilities = aligned_utilities(router, ctx, test, info)
-    result: dict[str, Any] = {"router": config["router"], "n": len(test), **report(utilities)}
+    result: dict[str, Any] = {"router": manifest.router, "n": len(test), **report(utilities)}
     result["baselines"] = {}
-    for name in config["baselines"]:
+    for name in manifest.baselines:
         baseline = load_router(artifact, name, ctx)
         result["baselines"][name] = report(aligned_utilities(baseline, ctx, test, info))
     result["baselines"]["oracle"] = summarise(test, np.argmax(reward, axis=1), reward)
-    result["trade_off"] = config["trade_off"]
-    result["cost_estimated"] = bool(config.get("cost_estimated") or test.cost_estimated)
+    result["trade_off"] = manifest.trade_off.model_dump()
+    result["cost_estimated"] = manifest.cost_estimated or test.cost_estimated
     result["unseen_models"] = [m for m in test.models if m not in ctx.models]
     if len(test.models) == 2:
         strong = int(np.argmax(test.scores.mean(axis=0)))

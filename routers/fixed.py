@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import Expert
-from routers.protocol import Assignment, RoutingDecision
+from signoria.agents.types import Expert
+from signoria.routers.protocol import Assignment, RoutingDecision
 
 
 class FixedRouterParams(BaseModel):

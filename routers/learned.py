@@ -1,116 +1,79 @@
-"""What a trainable router is, and the trade-off it is trained for.
+"""The `learned` router: a trained artifact routing live queries across the pool.
 
-Every trainable router predicts a utility per (query, model); the decision is the argmax.
-Utility is `alpha * predicted quality - beta * normalised cost` (GraphRouter's reward),
-so one router trained for one scenario can be compared with every baseline on the same
-reward, and "performance-first" (alpha=1, beta=0) is simply predicted quality.
+It scores the query for every model the artifact knows that the pool also has, and sends
+it to the best `k` by predicted utility, reporting the scores so that weighted votes and
+traces can use them. Models of the artifact that the pool lacks are skipped, and said so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Mapping
+from functools import cached_property
+from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from routers.data import ModelEntry, RoutingTable
-from routers.embedding import Embedder
-
-SCENARIOS: dict[str, tuple[float, float]] = {
-    "performance": (1.0, 0.0),
-    "balanced": (0.5, 0.5),
-    "cost": (0.2, 0.8),
-}
+from signoria.agents.types import Expert
+from signoria.errors import SignoriaError
+from signoria.routers.artifact import load_artifact
+from signoria.routers.protocol import Assignment, RoutingDecision
+from signoria.routers.trainable import RouterContext, TrainableRouter
 
 
-class TradeOff(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    alpha: float = Field(default=0.5, ge=0.0)
-    beta: float = Field(default=0.5, ge=0.0)
-
-    @classmethod
-    def scenario(cls, name: str) -> TradeOff:
-        if name not in SCENARIOS:
-            raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
-        alpha, beta = SCENARIOS[name]
-        return cls(alpha=alpha, beta=beta)
+def resolve_artifact(path: Path) -> Path:
+    """An absolute path as is; a relative one against the shipped `configs/` folder first
+    (so a config's `artifacts/...` works from any directory), then the working directory."""
+    path = path.expanduser()
+    if path.is_absolute():
+        return path
+    shipped = Path(str(resources.files("signoria.configs"))) / path
+    return shipped if shipped.exists() else path
 
 
-@dataclass
-class RouterContext:
-    """Shared by training and routing: the models, their expected costs, the embedder."""
+class LearnedRouterParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    models: tuple[str, ...]
-    info: dict[str, ModelEntry]
-    trade_off: TradeOff
-    # Mean training cost per model, USD per query; the scale normalises it to [0, 1].
-    expected_cost: np.ndarray
-    cost_scale: float
-    embedder: Embedder = field(default_factory=Embedder)
-    seed: int = 0
+    artifact: Path = Field(
+        description="directory written by `signoria route train`; relative: under configs/"
+    )
+    router: str | None = Field(default=None, description="default: the artifact's router")
+    k: int = Field(default=1, ge=1, description="how many of the best models to call")
 
-    @classmethod
-    def from_table(
-        cls,
-        table: RoutingTable,
-        trade_off: TradeOff,
-        seed: int = 0,
-        embedder: Embedder | None = None,
-    ) -> RouterContext:
-        expected = np.nan_to_num(np.nanmean(table.costs, axis=0), nan=0.0)
-        scale = float(expected.max()) if expected.size and expected.max() > 0 else 1.0
-        return cls(
-            models=table.models,
-            info=table.info,
-            trade_off=trade_off,
-            expected_cost=expected,
-            cost_scale=scale,
-            embedder=embedder or Embedder(),
-            seed=seed,
+
+class LearnedRouter:
+    def __init__(self, params: LearnedRouterParams) -> None:
+        self.params = params
+
+    @cached_property
+    def _trained(self) -> tuple[TrainableRouter, RouterContext]:
+        # Loaded on first use, so a config naming an artifact costs nothing until routed.
+        return load_artifact(resolve_artifact(self.params.artifact), self.params.router)
+
+    async def route(
+        self, query: str, pool: Mapping[str, Expert], *, budget_usd: float | None
+    ) -> RoutingDecision:
+        # Loading the artifact and embedding the query are CPU work: off the event loop.
+        return await asyncio.to_thread(self._route, query, pool)
+
+    def _route(self, query: str, pool: Mapping[str, Expert]) -> RoutingDecision:
+        router, ctx = self._trained
+        utilities = router.utilities([query], ctx)[0]
+        usable = [j for j, m in enumerate(ctx.models) if m in pool and np.isfinite(utilities[j])]
+        if not usable:
+            raise SignoriaError(
+                f"none of the artifact's models ({', '.join(ctx.models)}) is in the pool"
+            )
+        best = sorted(usable, key=lambda j: -utilities[j])[: self.params.k]
+        skipped = [m for m in ctx.models if m not in pool]
+        reason = f"{type(router).__name__} utility; best: {ctx.models[best[0]]}"
+        if skipped:
+            reason += f"; not in pool: {', '.join(skipped)}"
+        return RoutingDecision(
+            router="learned",
+            assignments=tuple(Assignment(expert=ctx.models[j]) for j in best),
+            scores={ctx.models[j]: float(utilities[j]) for j in usable},
+            reason=reason,
         )
-
-    def normalised_cost(self) -> np.ndarray:
-        return self.expected_cost / self.cost_scale
-
-    def utility(self, quality: np.ndarray) -> np.ndarray:
-        """[n, m] predicted quality -> [n, m] utility under this trade-off."""
-        t = self.trade_off
-        utility: np.ndarray = t.alpha * quality - t.beta * self.normalised_cost()[None, :]
-        return utility
-
-    def reward(self, table: RoutingTable) -> np.ndarray:
-        """The realised reward of each (row, model) of a table, with its recorded costs."""
-        costs = np.nan_to_num(table.costs, nan=0.0) / self.cost_scale
-        reward: np.ndarray = self.trade_off.alpha * table.scores - self.trade_off.beta * costs
-        return reward
-
-    def best_single(self, table: RoutingTable) -> int:
-        """The model with the best mean reward over `table`: the best-single baseline."""
-        return int(np.argmax(self.reward(table).mean(axis=0)))
-
-    def features(self, queries: Sequence[str]) -> np.ndarray:
-        return self.embedder.embed(queries)
-
-
-class TrainableRouter(Protocol):
-    name: ClassVar[str]
-
-    def fit(self, table: RoutingTable, ctx: RouterContext) -> None: ...
-
-    def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
-        """[n, len(ctx.models)]: higher is better; the router picks the argmax."""
-        ...
-
-    def save(self, directory: Path) -> None: ...
-
-    def load(self, directory: Path, ctx: RouterContext) -> None: ...
-
-
-def choose(utilities: np.ndarray) -> np.ndarray:
-    """Index of the chosen model per row; ties to the lower index (models are sorted)."""
-    chosen: np.ndarray = np.argmax(utilities, axis=1)
-    return chosen

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from routers.data import RoutingTable
+from signoria.routers.data import RoutingTable
 
 
 def summarise(table: RoutingTable, choice: np.ndarray, reward: np.ndarray) -> dict[str, Any]:

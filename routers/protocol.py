@@ -7,7 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import Expert
+from signoria.agents.types import Expert
 
 
 class Assignment(BaseModel):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
-from agents.types import (
+from signoria.agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
+from signoria.agents.types import (
     Completion,
     Expert,
     ExpertError,
@@ -18,12 +18,12 @@ from agents.types import (
     Message,
     ModelCard,
 )
-from orchestrator.aggregators.protocol import Aggregator
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.limits import Limits
-from orchestrator.pipeline import Pipeline
-from routers.fixed import FixedRouter, FixedRouterParams
-from routers.protocol import RoutingDecision
+from signoria.orchestrator.aggregators.protocol import Aggregator
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline
+from signoria.routers.fixed import FixedRouter, FixedRouterParams
+from signoria.routers.protocol import RoutingDecision
 
 
 def card(name: str, context_length: int = 4096) -> ModelCard:
@@ -95,8 +95,7 @@ class ScoredRouter(FixedRouter):
 
 def build(name: str, **params: Any) -> Aggregator:
     """An aggregator as a config would build it: through the registry, by name."""
-    strategy = AGGREGATORS[name]
-    return strategy.build(strategy.params.model_validate(params))
+    return AGGREGATORS.build(name, AGGREGATORS.params_model(name).model_validate(params))
 
 
 def pool(*experts: Expert) -> dict[str, Expert]:

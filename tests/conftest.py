@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.llamacpp import LlamaCppRuntime, LlamaCppSettings
-from agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
-from agents.types import ModelCard
+from signoria.agents.backends.llamacpp import LlamaCppRuntime, LlamaCppSettings
+from signoria.agents.backends.scripted import ScriptedBehaviour, ScriptedExpert
+from signoria.agents.types import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "configs" / "local.yaml"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from routers.data import RoutingTable, load_models, load_table
-from routers.embedding import Embedder
-from routers.learned import RouterContext, TradeOff
-from routers.skills.keywords import VOCABULARY
+from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.embedding import Embedder
+from signoria.routers.skills.keywords import VOCABULARY
+from signoria.routers.trainable import RouterContext, TradeOff
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.backends.scripted import ScriptedExpert
-from orchestrator.aggregators.cluster_filter import bag_of_words, two_means
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.answers import looks_injected
-from orchestrator.config import ConfigError, parse_config
-from orchestrator.pipeline import PipelineFailed
-from orchestrator.result import AskResult
+from signoria.agents.backends.scripted import ScriptedExpert
+from signoria.errors import ConfigError
+from signoria.orchestrator.aggregators.cluster_filter import bag_of_words, two_means
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.answers import looks_injected
+from signoria.orchestrator.config import parse_config
+from signoria.orchestrator.pipeline import PipelineFailed
+from signoria.orchestrator.result import AskResult
 from tests.aggregation_helpers import Recorder, ScoredRouter, build, pipeline, pool
 from tests.conftest import scripted
 
@@ -301,7 +302,7 @@ def test_guard_inner_is_validated_like_any_aggregator() -> None:
     cases = [
         (
             {"name": "guard", "inner": {"name": "nope"}},
-            "inner: Value error, unknown aggregator 'nope'",
+            "inner: Value error, name: unknown aggregator 'nope'",
         ),
         ({"name": "guard", "inner": {"name": "synthesize"}}, "synthesize.model: Field required"),
         (
@@ -326,6 +327,7 @@ HELPERS = {
     "agg": {"answer": "The answer is 12"},
     "judge": {"answer": '{"chosen": [1], "end_debate": true}'},
     "prop": {"answer": "12"},
+    "picker": {"answer": "2"},
 }
 EVERY: dict[str, dict[str, Any]] = {
     "first": {},
@@ -341,8 +343,9 @@ EVERY: dict[str, dict[str, Any]] = {
     "cluster-filter": {},
     "cluster-inform": {"model": "agg"},
     "guard": {"defence": "cluster-filter", "inner": {"name": "synthesize", "model": "agg"}},
+    "usc": {"model": "picker"},
 }
-LLM = {"synthesize", "moa", "self-moa-seq", "smoa", "cluster-inform", "guard"}
+LLM = {"synthesize", "moa", "self-moa-seq", "smoa", "cluster-inform", "guard", "usc"}
 
 
 def test_every_registered_aggregator_is_covered() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import Orchestrator
-from orchestrator.aggregators.registry import AGGREGATORS
-from orchestrator.config import load_config, parse_config
+from signoria import Orchestrator
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.config import load_config, parse_config
 from tests.conftest import ROOT
 
 AGGREGATION_CONFIG = ROOT / "configs" / "aggregation.yaml"
@@ -25,7 +25,7 @@ def test_aggregation_config_loads_and_every_aggregator_builds() -> None:
         "guarded-synthesize-letter",
     }
     for spec in config.pipelines.values():
-        AGGREGATORS[spec.aggregator.name].build(spec.aggregator.params)
+        AGGREGATORS.build(spec.aggregator.name, spec.aggregator.params)
     seq = config.pipelines["self-moa-seq"].aggregator.params
     assert (seq.window, seq.keep) == (3, 1)  # type: ignore[attr-defined]
     guard = config.pipelines["guarded-moa"].aggregator.params

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agents.types import Expert
-from orchestrator.aggregators.smoa import parse_judge
-from orchestrator.pipeline import PipelineFailed
-from orchestrator.result import AskResult
+from signoria.agents.types import Expert
+from signoria.orchestrator.aggregators.smoa import parse_judge
+from signoria.orchestrator.pipeline import PipelineFailed
+from signoria.orchestrator.result import AskResult
 from tests.aggregation_helpers import ContextBound, Recorder, Sequenced, build, pipeline, pool
 from tests.conftest import scripted
 

@@ -1,6 +1,6 @@
 import pytest
 
-from orchestrator.answers import extract_answer, extract_letter, extract_number, infer_kind
+from signoria.orchestrator.answers import extract_answer, extract_letter, extract_number, infer_kind
 
 
 @pytest.mark.parametrize(

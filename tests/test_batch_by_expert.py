@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
-from agents.sources import EmbeddedSource
-from agents.types import Completion, Expert, GenerationParams, Message, ModelCard
-from evals.batch_by_expert import (
+from signoria.agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
+from signoria.agents.sources import EmbeddedSource
+from signoria.agents.types import Completion, Expert, GenerationParams, Message, ModelCard
+from signoria.evals.batch_by_expert import (
     grouped_calls,
     majority,
     per_query_calls,

@@ -83,8 +83,31 @@ def test_failing_pipeline_exits_non_zero_with_its_reason(tmp_path: Path) -> None
         "pipelines: {p: {router: {name: fixed, experts: [dead]}, aggregator: first}}\n"
     )
     done = run("ask", "-c", str(config), "hi", "--json")
-    assert done.returncode == 1 and done.stdout == ""
-    assert "error: pipeline 'p': no expert answered (dead: 503 Service Unavailable)" in done.stderr
+    reason = "pipeline 'p': no expert answered (dead: 503 Service Unavailable)"
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: {reason}"]
+    # --json: one object on stdout too, with the error and the trace of what was tried.
+    [line] = done.stdout.strip().splitlines()
+    failure = json.loads(line)
+    assert failure["error"] == {"message": reason, "type": "command_failed", "exit_code": 1}
+    assert [c["expert"] for c in failure["result"]["calls"]] == ["dead"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["ask", "-p", "nope", "hi", "--json"], 1),
+        (["ask", "-c", "/nonexistent.yaml", "hi", "--json"], 2),
+        (["eval", "run", "--benchmark", "hellaswag", "--data", "x", "--json"], 2),
+    ],
+)
+def test_json_failures_are_one_json_object_on_stdout(args: list[str], code: int) -> None:
+    done = run(*args)
+    assert done.returncode == code
+    [line] = done.stdout.strip().splitlines()
+    error = json.loads(line)["error"]
+    assert error["exit_code"] == code and error["message"] in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_models_list_shows_the_pool() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.config import ConfigError, load_config, parse_config
+from signoria.errors import ConfigError
+from signoria.orchestrator.config import load_config, parse_config
 from tests.conftest import DEFAULT_CONFIG, TEST_CONFIG
 
 
@@ -40,9 +41,9 @@ def test_shipped_configs_load() -> None:
 def test_backend_options_and_card_fields_are_split() -> None:
     config = parse_config(base())
     spec = config.models["a"]
-    assert spec.card("a").input_price == 1.0
+    assert spec.card.input_price == 1.0
     assert spec.options.model_dump()["answer"] == "7"  # type: ignore[attr-defined]
-    assert config.models["b"].input_price is None  # unknown stays unknown
+    assert config.models["b"].card.input_price is None  # unknown stays unknown
 
 
 @pytest.mark.parametrize(

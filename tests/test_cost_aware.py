@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routers.cost_aware import (
+from signoria.agents.types import ModelCard
+from signoria.routers.cost_aware import (
     CascadeRouter,
     ParetoRouter,
     ThresholdRouter,
@@ -16,10 +17,10 @@ from routers.cost_aware import (
     cascade_choice,
     pareto_utilities,
 )
-from routers.data import ModelEntry, Outcome, RoutingTable, Row, build_table
-from routers.learned import TradeOff, choose
-from routers.metrics import two_model_report
-from routers.registry import TRAINABLE
+from signoria.routers.data import Outcome, RoutingTable, Row, build_table
+from signoria.routers.metrics import two_model_report
+from signoria.routers.registry import TRAINABLE
+from signoria.routers.trainable import TradeOff, choose
 from tests.routing_tiny import tiny_context, tiny_table
 
 
@@ -48,7 +49,7 @@ def test_trains_routes_and_round_trips(
     u = router.utilities(table.queries, ctx)
     assert u.shape == (len(table), len(table.models)) and np.isfinite(u).all()
     router.save(tmp_path)
-    again = TRAINABLE[name]()
+    again = TRAINABLE.load(name)()
     again.load(tmp_path, ctx)
     np.testing.assert_array_equal(again.utilities(table.queries, ctx), u)
 
@@ -90,7 +91,7 @@ def two_model_table(strong: list[float], weak: list[float]) -> RoutingTable:
         )
         for i, (s, w) in enumerate(zip(strong, weak, strict=True))
     )
-    return build_table(rows, ("S", "W"), {"S": ModelEntry(), "W": ModelEntry()})
+    return build_table(rows, ("S", "W"), {"S": ModelCard(name="S"), "W": ModelCard(name="W")})
 
 
 def test_pgr_and_apgr_by_hand() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.datasets import DatasetError, EvalItem, load_items
-from evals.scoring import score
+from signoria.evals.datasets import DatasetError, EvalItem, load_items
+from signoria.evals.scoring import score
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

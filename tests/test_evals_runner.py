@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.metrics import wilson_interval
-from orchestrator.storage import Store
+from signoria.evals.metrics import wilson_interval
+from signoria.orchestrator.storage import Store
 from tests.conftest import TEST_CONFIG
 
 SIGNORIA = str(Path(sys.executable).parent / "signoria")
@@ -157,7 +157,7 @@ def test_report_compare_and_export(tmp_path: Path) -> None:
     [
         (
             ["eval", "run", "--benchmark", "hellaswag", "--data", str(FIXTURES / "gsm8k.jsonl")],
-            "error: unknown benchmark 'hellaswag'",
+            "error: Invalid value for '--benchmark': Value error, 'hellaswag' is not one of",
         ),
         (
             ["eval", "run", "--benchmark", "gsm8k", "--data", "/nonexistent.jsonl"],
@@ -197,7 +197,7 @@ def test_report_compare_and_export(tmp_path: Path) -> None:
 def test_eval_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     env_db = ["--db", f"sqlite:///{tmp_path / 'x.db'}"] if "--db" not in args else []
     done = signoria(*args, *env_db)
-    assert done.returncode == 1
+    assert done.returncode == (2 if "is not one of" in message else 1)
     assert done.stderr.strip().splitlines()[-1].startswith(message), done.stderr
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from routers.baselines import RandomRouter
-from routers.data import RoutingTable, load_models, load_table
-from routers.embedding import Embedder
-from routers.graph import GraphConfig, GraphRouter
-from routers.graph.features import (
+from signoria.routers.baselines import RandomRouter
+from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.embedding import Embedder
+from signoria.routers.graph import GraphConfig, GraphRouter
+from signoria.routers.graph.features import (
     EDGE_DIM,
     LLM_TO_QUERY,
     QUERY_TO_LLM,
@@ -26,8 +26,8 @@ from routers.graph.features import (
     llm_nodes,
     training_graph,
 )
-from routers.learned import RouterContext, TradeOff, choose
-from routers.registry import TRAINABLE
+from signoria.routers.registry import TRAINABLE
+from signoria.routers.trainable import RouterContext, TradeOff, choose
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -77,7 +77,7 @@ def test_fixture_is_the_documented_cut(table: RoutingTable) -> None:
 
 
 def test_registered_as_graph() -> None:
-    assert TRAINABLE["graph"] is GraphRouter
+    assert TRAINABLE.load("graph") is GraphRouter
     assert GraphRouter.name == "graph"
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
-from agents.sources import EmbeddedSource
-from agents.types import ExpertError, GenerationParams, Message, ModelCard
+from signoria.agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
+from signoria.agents.sources import EmbeddedSource
+from signoria.agents.types import ExpertError, GenerationParams, Message, ModelCard
 
 QUESTION = [Message(role="user", content="Name a colour of the sky.")]
 

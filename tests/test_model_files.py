@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.embedded import EMBEDDED, locate, sha256_of
-from agents.errors import ModelFileError, UnknownNameError
-from agents.sources import EmbeddedSource, HubSource, PathSource, resolve
+from signoria.agents.embedded import EMBEDDED, locate, sha256_of
+from signoria.agents.errors import ModelFileError
+from signoria.agents.sources import EmbeddedSource, HubSource, PathSource, resolve
+from signoria.errors import UnknownNameError
 
 SMOL = EMBEDDED["smollm2-135m"]
 

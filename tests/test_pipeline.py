@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agents.backends.scripted import ScriptedExpert
-from agents.types import Expert
-from orchestrator.aggregators.first import FirstAnswer, FirstParams
-from orchestrator.aggregators.majority import MajorityParams, MajorityVote
-from orchestrator.aggregators.synthesize import Synthesize, SynthesizeParams
-from orchestrator.limits import Limits
-from orchestrator.pipeline import Pipeline, PipelineFailed
-from routers.fixed import FixedRouter, FixedRouterParams
+from signoria.agents.backends.scripted import ScriptedExpert
+from signoria.agents.types import Expert
+from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
+from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from signoria.orchestrator.aggregators.synthesize import Synthesize, SynthesizeParams
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
+from signoria.routers.fixed import FixedRouter, FixedRouterParams
 from tests.conftest import scripted
 
 
@@ -168,7 +168,7 @@ async def test_calls_run_concurrently() -> None:
 
 
 async def test_request_limits_only_tighten() -> None:
-    from orchestrator.limits import Limits, RequestLimits
+    from signoria.orchestrator.limits import Limits, RequestLimits
 
     base = Limits(max_tokens=100, budget_usd=None, max_experts=4)
     tight = base.tightened(RequestLimits(max_tokens=500, budget_usd=0.5, max_experts=2))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.datasets import load_items
-from evals.executors import AsyncioExecutor, Executor, RayExecutor
-from evals.runner import run_eval
-from orchestrator.sdk import Orchestrator
-from orchestrator.storage import Store
+from signoria.evals.datasets import load_items
+from signoria.evals.executors import AsyncioExecutor, Executor, RayExecutor
+from signoria.evals.runner import run_eval
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.orchestrator.storage import Store
 from tests.conftest import ROOT
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")

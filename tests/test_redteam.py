@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.replay import OutcomeTable, ReplayExpert, load_table
-from agents.errors import SignoriaError
-from agents.types import ExpertError, GenerationParams, Message, ModelCard
-from evals.adversaries import ScriptedAdversary, option_letters, wrong_letter
-from evals.redteam import WITHOUT_LIARS, replay_items, run_redteam, strongest_models, target_table
-from orchestrator.aggregators.first import FirstAnswer, FirstParams
-from orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from signoria.agents.backends.replay import OutcomeTable, ReplayExpert, load_table
+from signoria.agents.types import ExpertError, GenerationParams, Message, ModelCard
+from signoria.errors import SignoriaError
+from signoria.evals.adversaries import ScriptedAdversary, option_letters, wrong_letter
+from signoria.evals.redteam import (
+    WITHOUT_LIARS,
+    replay_items,
+    run_redteam,
+    strongest_models,
+    target_table,
+)
+from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
+from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIGNORIA = str(Path(sys.executable).parent / "signoria")

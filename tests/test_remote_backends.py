@@ -23,15 +23,15 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, priced_card
-from agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
-from agents.errors import SignoriaError
-from agents.sources import EmbeddedSource, resolve
-from agents.types import Expert, ExpertError, GenerationParams, Message, ModelCard
-from orchestrator.aggregators.first import FirstAnswer, FirstParams
-from orchestrator.limits import Limits
-from orchestrator.pipeline import Pipeline, PipelineFailed
-from routers.fixed import FixedRouter, FixedRouterParams
+from signoria.agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, priced_card
+from signoria.agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
+from signoria.agents.sources import EmbeddedSource, resolve
+from signoria.agents.types import Expert, ExpertError, GenerationParams, Message, ModelCard
+from signoria.errors import SignoriaError
+from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
+from signoria.routers.fixed import FixedRouter, FixedRouterParams
 
 KEY = "test-key-123"
 QUESTION = [Message(role="user", content="Say hello.")]
@@ -352,7 +352,7 @@ def test_no_network_leaks_into_the_suite() -> None:
 
 def test_a_server_imports_litellm_before_serving_only_when_a_model_uses_it() -> None:
     code = (
-        "import sys; from agents.registry import preload_backends; "
+        "import sys; from signoria.agents.backends.registry import preload_backends; "
         "preload_backends(['openai', 'llamacpp']); print('litellm' in sys.modules); "
         "preload_backends(['litellm']); print('litellm' in sys.modules)"
     )

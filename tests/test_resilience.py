@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from tenacity import RetryCallState
 
-from agents.retry_after import from_exception, retry_after_seconds
-from agents.types import Completion, GenerationParams, Message, ModelCard
-from orchestrator.resilience import Backoff, BreakerSettings, CircuitBreaker, ExpertHealth
+from signoria.agents.retry_after import from_exception, retry_after_seconds
+from signoria.agents.types import Completion, GenerationParams, Message, ModelCard
+from signoria.orchestrator.resilience import Backoff, BreakerSettings, CircuitBreaker, ExpertHealth
 from tests.aggregation_helpers import build, pipeline, pool
 from tests.conftest import scripted
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routers.artifact import BASELINES, load_artifact, train_artifact
-from routers.data import RoutingDataError, load_models, load_table
-from routers.learned import RouterContext, TradeOff
-from routers.live import LearnedRouter, LearnedRouterParams
-from routers.metrics import apgr, cpt, pgr_curve, summarise
+from signoria.routers.artifact import BASELINES, load_artifact, train_artifact
+from signoria.routers.data import RoutingDataError, load_models, load_table
+from signoria.routers.learned import LearnedRouter, LearnedRouterParams
+from signoria.routers.metrics import apgr, cpt, pgr_curve, summarise
+from signoria.routers.trainable import RouterContext, TradeOff
 from tests.conftest import scripted
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -189,8 +189,8 @@ async def test_learned_router_routes_live_queries_over_the_pool(artifact: Path, 
 
 
 def test_router_options_set_validated_config_fields() -> None:
-    from routers.artifact import ArtifactError, build
-    from routers.commands import parse_options
+    from signoria.routers.artifact import ArtifactError, build
+    from signoria.routers.commands import parse_options
 
     options = parse_options(["anchor_margin=0.2", "epochs=5"])
     assert options == {"anchor_margin": 0.2, "epochs": 5}

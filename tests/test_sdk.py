@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.errors import UnknownNameError
-from orchestrator import AskResult, Orchestrator
+from signoria import AskResult, Orchestrator
+from signoria.errors import UnknownNameError
 from tests.conftest import TEST_CONFIG
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.storage import Store
+from signoria.orchestrator.storage import Store
 from tests.conftest import ROOT
 from tests.server_process import RunningServer, running_server
 

@@ -10,17 +10,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from agents.types import Completion, GenerationParams, Message, ModelCard
-from orchestrator.config import ConfigError, parse_config
-from orchestrator.limits import RequestLimits
-from orchestrator.sdk import Orchestrator
-from orchestrator.server.app import create_app
-from orchestrator.server.auth import key_matches
-from orchestrator.server.errors import ApiError
-from orchestrator.server.requests import request_limits
-from orchestrator.server.responses import apply_stops, split_answer
-from orchestrator.server.schemas import ChatCompletionRequest
-from orchestrator.server.settings import ServerConfigError, ServerSettings, is_loopback
+from signoria.agents.types import Completion, GenerationParams, Message, ModelCard
+from signoria.errors import ConfigError
+from signoria.orchestrator.config import parse_config
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.orchestrator.server.app import create_app
+from signoria.orchestrator.server.auth import key_matches
+from signoria.orchestrator.server.errors import ApiError
+from signoria.orchestrator.server.requests import request_limits
+from signoria.orchestrator.server.responses import apply_stops, split_answer
+from signoria.orchestrator.server.schemas import ChatCompletionRequest
+from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings, is_loopback
 
 
 @pytest.mark.parametrize(

@@ -8,20 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routers.artifact import train_artifact
-from routers.data import ModelEntry, Outcome, Row, build_table
-from routers.embedding import DIM, Embedder, text_key
-from routers.learned import RouterContext, TradeOff
-from routers.registry import ROUTERS, TRAINABLE
-from routers.skills import SkillsLiveParams, SkillsRouter
-from routers.skills.keywords import (
+from signoria.agents.types import ModelCard
+from signoria.routers.artifact import train_artifact
+from signoria.routers.data import Outcome, Row, build_table
+from signoria.routers.embedding import DIM, Embedder, text_key
+from signoria.routers.registry import ROUTERS, TRAINABLE
+from signoria.routers.skills import SkillsLiveParams, SkillsRouter
+from signoria.routers.skills.keywords import (
     MAX_KEYWORD_CHARS,
     VOCABULARY,
     llm_keywords,
     map_keywords,
     parse_keywords,
 )
-from routers.skills.profiles import build_profiles, recruit_scores, sample_experts
+from signoria.routers.skills.profiles import build_profiles, recruit_scores, sample_experts
+from signoria.routers.trainable import RouterContext, TradeOff
 from tests.conftest import scripted
 from tests.routing_tiny import tiny_context, tiny_table
 
@@ -55,7 +56,7 @@ def hand_made() -> tuple[SkillsRouter, RouterContext]:
         )
         for q, (a, b) in marks.items()
     )
-    info = {"A": ModelEntry(), "B": ModelEntry()}
+    info = {"A": ModelCard(name="A"), "B": ModelCard(name="B")}
     table = build_table(rows, ("A", "B"), info)
     ctx = RouterContext.from_table(table, TradeOff(alpha=1.0, beta=0.0), embedder=embedder)
     router = SkillsRouter(vocabulary=("algebra", "history"), top_k=2)
@@ -103,7 +104,7 @@ def test_trains_routes_recruits_and_groups(tmp_path: Path) -> None:
     table = tiny_table()
     train, test = table.split(0.25)
     ctx = tiny_context(train)
-    router = TRAINABLE["skills"]()
+    router = TRAINABLE.load("skills")()
     router.fit(train, ctx)
     u = router.utilities(test.queries, ctx)
     assert u.shape == (len(test), len(table.models)) and np.isfinite(u).all()
@@ -161,9 +162,9 @@ async def test_llm_keywords_keep_repeated_short_ones() -> None:
 async def test_live_router_recruits_from_the_pool(tmp_path: Path) -> None:
     table = tiny_table().subset(range(40))
     train_artifact("skills", table, TradeOff(), tmp_path, baselines=())
-    params = ROUTERS["skills"].params.model_validate({"artifact": str(tmp_path), "k": 4})
+    params = ROUTERS.params_model("skills").model_validate({"artifact": str(tmp_path), "k": 4})
     assert isinstance(params, SkillsLiveParams) and params.model_refs() == {}
-    router = ROUTERS["skills"].build(params)
+    router = ROUTERS.build("skills", params)
     present = ["gpt-4-1106-preview", "claude-instant-v1", "mistralai/mistral-7b-chat"]
     pool = {name: scripted(name) for name in [*present, "not-profiled"]}
     decision = await router.route(table.queries[0], pool, budget_usd=None)

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from orchestrator.pipeline import Pipeline
-from orchestrator.result import AskResult
-from orchestrator.storage import StorageError, Store
-from orchestrator.storage.migrations_api import current_revision, downgrade, upgrade
+from signoria.orchestrator.pipeline import Pipeline
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.storage import StorageError, Store
+from signoria.orchestrator.storage.migrations_api import current_revision, downgrade, upgrade
 from tests.conftest import ROOT, scripted
 from tests.server_process import running_server
 
@@ -39,9 +39,9 @@ TABLES = {
 
 
 async def voted_result() -> AskResult:
-    from orchestrator.aggregators.majority import MajorityParams, MajorityVote
-    from orchestrator.limits import Limits
-    from routers.fixed import FixedRouter, FixedRouterParams
+    from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+    from signoria.orchestrator.limits import Limits
+    from signoria.routers.fixed import FixedRouter, FixedRouterParams
 
     experts = {
         e.card.name: e
@@ -105,7 +105,7 @@ def exercise(store: Store, result: AskResult) -> None:
     assert first.routing[0].router == "fixed"
     [aggregation] = first.aggregations
     assert aggregation.votes == {"12": 2, "13": 1}
-    assert second.error == "no expert answered" and second.calls == []
+    assert second.error == "no expert answered" and second.calls == ()
     store.finish_run(run, {"accuracy": 0.5, "cost": None})
     store.finish_run(run, {"accuracy": 0.5, "cost": 0.0})  # idempotent: updates in place
     assert store.metrics(run) == {"accuracy": 0.5, "cost": 0.0}

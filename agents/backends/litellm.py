@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
-from agents.pricing import call_cost
-from agents.retry_after import from_exception
-from agents.types import (
+from signoria.agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
+from signoria.agents.pricing import call_cost
+from signoria.agents.retry_after import from_exception
+from signoria.agents.types import (
     Completion,
     ExpertError,
     GenerationParams,
@@ -141,3 +141,7 @@ class LiteLLMExpert:
 
     async def aclose(self) -> None:
         return None
+
+
+def build_expert(card: ModelCard, options: LiteLLMOptions, context: object) -> LiteLLMExpert:
+    return LiteLLMExpert(card, options)

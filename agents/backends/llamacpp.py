@@ -20,9 +20,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.pricing import call_cost
-from agents.sources import ModelSource, resolve
-from agents.types import Completion, ExpertError, GenerationParams, Message, ModelCard, Usage
+from signoria.agents.pricing import call_cost
+from signoria.agents.sources import EmbeddedSource, HubSource, ModelSource, PathSource, resolve
+from signoria.agents.types import (
+    Availability,
+    Completion,
+    ExpertError,
+    GenerationParams,
+    Message,
+    ModelCard,
+    Usage,
+)
 
 # A loaded model costs about its file size (weights, mmapped) plus the KV cache and
 # scratch buffers; 25% on top of the file is a deliberately rough, documented estimate.
@@ -39,6 +47,17 @@ class LlamaCppSettings(BaseModel):
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     memory_cap_mb: int = Field(default=6144, ge=64)
     cache_dir: Path = Path("~/.cache/signoria/models")
+
+
+class LlamaCppOptions(BaseModel):
+    """A local model's options in a config: where its GGUF comes from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: EmbeddedSource | PathSource | HubSource
+
+    def availability(self) -> Availability:
+        return self.source.availability()
 
 
 class _Cancelled(Exception):
@@ -237,3 +256,7 @@ class LlamaCppExpert:
 
     async def aclose(self) -> None:
         return None
+
+
+def build_expert(card: ModelCard, options: LlamaCppOptions, context: Any) -> LlamaCppExpert:
+    return LlamaCppExpert(card, options.source, context.llamacpp_runtime)

@@ -22,11 +22,11 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import Field
 
-from agents.backends.litellm import count_tokens, priced_card
-from agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
-from agents.pricing import call_cost
-from agents.retry_after import header, retry_after_seconds
-from agents.types import (
+from signoria.agents.backends.litellm import count_tokens, priced_card
+from signoria.agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
+from signoria.agents.pricing import call_cost
+from signoria.agents.retry_after import header, retry_after_seconds
+from signoria.agents.types import (
     Completion,
     ExpertError,
     GenerationParams,
@@ -170,3 +170,9 @@ class OpenAICompatExpert:
             self._client = None
             if loop is asyncio.get_running_loop():
                 await client.aclose()
+
+
+def build_expert(
+    card: ModelCard, options: OpenAICompatOptions, context: object
+) -> OpenAICompatExpert:
+    return OpenAICompatExpert(card, options)

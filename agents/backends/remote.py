@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.errors import SignoriaError
-from agents.types import Availability
+from signoria.agents.types import Availability
+from signoria.errors import SignoriaError
 
 # Statuses that say "try again later" rather than "this request is wrong".
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import SignoriaError
-from agents.jsonl import read_jsonl
-from agents.types import (
+from signoria.agents.jsonl import read_jsonl
+from signoria.agents.types import (
     Availability,
     Completion,
     ExpertError,
@@ -25,6 +24,7 @@ from agents.types import (
     ModelCard,
     Usage,
 )
+from signoria.errors import SignoriaError
 
 
 class ReplayOptions(BaseModel):
@@ -108,3 +108,7 @@ class ReplayExpert:
 
     async def aclose(self) -> None:
         return None
+
+
+def build_expert(card: ModelCard, options: ReplayOptions, context: object) -> ReplayExpert:
+    return ReplayExpert(card, load_table(options.table), options.model)

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.pricing import call_cost
-from agents.types import (
+from signoria.agents.pricing import call_cost
+from signoria.agents.types import (
     Availability,
     Completion,
     ExpertError,
@@ -99,3 +99,7 @@ class ScriptedExpert:
 
     async def aclose(self) -> None:
         return None
+
+
+def build_expert(card: ModelCard, options: ScriptedBehaviour, context: object) -> ScriptedExpert:
+    return ScriptedExpert(card, options)

@@ -1,6 +1,2 @@
-"""Aggregators: many completions in, one answer out."""
-
-from orchestrator.aggregators.protocol import AggregationContext, Aggregator
-from orchestrator.aggregators.registry import AGGREGATORS
-
-__all__ = ["AGGREGATORS", "AggregationContext", "Aggregator"]
+"""Aggregators: many completions in, one answer out. Each is a module registered by name
+in `signoria.orchestrator.aggregators.registry`."""

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import Completion, GenerationParams, Message
-from orchestrator.aggregators.protocol import AggregationContext
-from orchestrator.prompts import synthesis_messages
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion, GenerationParams, Message
+from signoria.orchestrator.aggregators.protocol import AggregationContext
+from signoria.orchestrator.prompts import synthesis_messages
+from signoria.orchestrator.result import Aggregate
 
 
 class OneModelParams(BaseModel):

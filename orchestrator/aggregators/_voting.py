@@ -14,10 +14,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.types import Completion
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.answers import AnswerKind, extract_answer, looks_injected
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.answers import AnswerKind, extract_answer, looks_injected
+from signoria.orchestrator.result import Aggregate
 
 # Completion index -> its extracted answer (None: it answered, but states no answer).
 Ballots = dict[int, str | None]

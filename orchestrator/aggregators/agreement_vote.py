@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.types import Completion
-from orchestrator.aggregators._voting import (
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._voting import (
     DefenceVote,
     Verdict,
     cast_ballots,
@@ -20,7 +20,7 @@ from orchestrator.aggregators._voting import (
     merge_flags,
     tally,
 )
-from orchestrator.answers import AnswerKind
+from signoria.orchestrator.answers import AnswerKind
 
 
 class AgreementVote(DefenceVote):

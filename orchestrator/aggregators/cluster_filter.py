@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from agents.types import Completion
-from orchestrator.aggregators._voting import (
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._voting import (
     DefenceVote,
     Verdict,
     cast_ballots,
@@ -31,8 +31,8 @@ from orchestrator.aggregators._voting import (
     merge_flags,
     tally,
 )
-from orchestrator.aggregators.protocol import answered
-from orchestrator.answers import AnswerKind, infer_kind
+from signoria.orchestrator.aggregators.protocol import answered
+from signoria.orchestrator.answers import AnswerKind, infer_kind
 
 _WORD = re.compile(r"[a-z0-9]+")
 _MAX_ITERATIONS = 50

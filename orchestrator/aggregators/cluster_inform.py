@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.types import Completion
-from orchestrator.aggregators._shared import (
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._shared import (
     OneModelParams,
     generation,
     synthesize_texts,
     synthesized,
 )
-from orchestrator.aggregators._voting import Verdict, injected, merge_flags
-from orchestrator.aggregators.cluster_filter import split
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.answers import AnswerKind
-from orchestrator.prompts import DISPUTED_GUIDANCE
-from orchestrator.result import Aggregate
+from signoria.orchestrator.aggregators._voting import Verdict, injected, merge_flags
+from signoria.orchestrator.aggregators.cluster_filter import split
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.answers import AnswerKind
+from signoria.orchestrator.prompts import DISPUTED_GUIDANCE
+from signoria.orchestrator.result import Aggregate
 
 
 class ClusterInformParams(OneModelParams):

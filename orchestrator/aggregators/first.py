@@ -6,9 +6,13 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.types import Completion
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.result import Aggregate
 
 
 class FirstParams(BaseModel):

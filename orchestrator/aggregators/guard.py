@@ -20,19 +20,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agents.errors import UnknownNameError
-from agents.plugins import model_refs
-from agents.types import Completion
-from orchestrator.aggregators._voting import DefenceParams, DefenceVote, merge_flags
-from orchestrator.aggregators.agreement_vote import AgreementVote
-from orchestrator.aggregators.cluster_filter import ClusterFilter
-from orchestrator.aggregators.dropout_vote import DropoutVote
-from orchestrator.aggregators.protocol import AggregationContext, Aggregator, answered
-from orchestrator.aggregators.reputation_vote import ReputationVote
-from orchestrator.answers import AnswerKind
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._voting import DefenceParams, DefenceVote, merge_flags
+from signoria.orchestrator.aggregators.agreement_vote import AgreementVote
+from signoria.orchestrator.aggregators.cluster_filter import ClusterFilter
+from signoria.orchestrator.aggregators.dropout_vote import DropoutVote
+from signoria.orchestrator.aggregators.protocol import AggregationContext, Aggregator, answered
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.aggregators.reputation_vote import ReputationVote
+from signoria.orchestrator.answers import AnswerKind
+from signoria.orchestrator.result import Aggregate
+from signoria.registry import StrategyConfigError, StrategySpec, model_refs, parse_strategy
 
 DEFENCES: dict[str, type[DefenceVote]] = {
     d.name: d for d in (ClusterFilter, DropoutVote, AgreementVote, ReputationVote)
@@ -40,46 +40,23 @@ DEFENCES: dict[str, type[DefenceVote]] = {
 Defence = Literal["cluster-filter", "dropout-vote", "agreement-vote", "reputation-vote"]
 
 
-class InnerAggregator(BaseModel):
-    """A configured aggregator inside another: its registry name and validated params."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    name: str
-    params: BaseModel
-
-
 class GuardParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     defence: Defence = "cluster-filter"
     answer: AnswerKind = Field(default="auto", description="how the defence compares answers")
-    inner: InnerAggregator = Field(description="{name: <aggregator>, ...its params}")
+    inner: StrategySpec = Field(description="{name: <aggregator>, ...its params}")
 
     @field_validator("inner", mode="before")
     @classmethod
-    def _validate_inner(cls, raw: Any) -> Any:
-        if isinstance(raw, InnerAggregator):
-            return raw
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        if not isinstance(raw, dict) or "name" not in raw:
-            raise ValueError("needs a name: {name: <aggregator>, ...its params}")
-        # Imported here: the registry imports this module.
-        from orchestrator.aggregators.registry import AGGREGATORS
-
-        name = str(raw["name"])
+    def _validate_inner(cls, raw: Any) -> StrategySpec:
+        # The same parser as a config's aggregator section, so errors read the same.
         try:
-            strategy = AGGREGATORS[name]
-            params = strategy.params.model_validate({k: v for k, v in raw.items() if k != "name"})
-        except UnknownNameError as exc:
-            raise ValueError(str(exc)) from None
-        except ValidationError as exc:
-            # One line, naming the inner key, like every other config error.
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "<params>"
-            raise ValueError(f"{name}.{loc}: {err['msg']}") from None
-        return InnerAggregator(name=name, params=params)
+            return parse_strategy(raw, AGGREGATORS)
+        except StrategyConfigError as exc:
+            # Inside the inner aggregator's params, say whose params: `synthesize.model`.
+            inner = raw.get("name") if isinstance(raw, dict) and exc.where != "name" else None
+            raise ValueError(f"{inner}.{exc}" if inner else str(exc)) from None
 
     def model_refs(self) -> dict[str, str]:
         return {f"inner.{key}": m for key, m in model_refs(self.inner.params).items()}
@@ -87,12 +64,11 @@ class GuardParams(BaseModel):
 
 class Guard:
     def __init__(self, params: GuardParams) -> None:
-        from orchestrator.aggregators.registry import AGGREGATORS
-
         self.params = params
         # An instance per guard: a defence may learn from history (reputation-vote).
         self.defence = DEFENCES[params.defence](DefenceParams(answer=params.answer))
-        self.inner: Aggregator = AGGREGATORS[params.inner.name].build(params.inner.params)
+        inner = params.inner
+        self.inner: Aggregator = AGGREGATORS.build(inner.name, inner.params)
 
     async def aggregate(
         self, query: str, completions: Sequence[Completion], ctx: AggregationContext

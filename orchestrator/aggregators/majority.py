@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.types import Completion
-from orchestrator.aggregators._voting import cast_ballots, vote_verdict
-from orchestrator.aggregators.protocol import AggregationContext
-from orchestrator.answers import AnswerKind
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._voting import cast_ballots, vote_verdict
+from signoria.orchestrator.aggregators.protocol import AggregationContext
+from signoria.orchestrator.answers import AnswerKind
+from signoria.orchestrator.result import Aggregate
 
 
 class MajorityParams(BaseModel):

@@ -16,11 +16,20 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import Completion
-from orchestrator.aggregators._shared import call_all, conversation, generation, synthesized
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.prompts import reference_messages
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._shared import (
+    call_all,
+    conversation,
+    generation,
+    synthesized,
+)
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.prompts import reference_messages
+from signoria.orchestrator.result import Aggregate
 
 
 class MoAParams(BaseModel):

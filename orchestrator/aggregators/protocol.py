@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agents.types import Completion, Expert, GenerationParams, Message, ModelCard
-from orchestrator.result import Aggregate
-from routers.protocol import RoutingDecision
+from signoria.agents.types import Completion, Expert, GenerationParams, Message, ModelCard
+from signoria.orchestrator.result import Aggregate
+from signoria.routers.protocol import RoutingDecision
 
 CallExpert = Callable[[str, list[Message], GenerationParams], Awaitable[Completion]]
 

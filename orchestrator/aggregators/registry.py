@@ -1,38 +1,36 @@
-"""Aggregators by name. A new aggregator is one module, one line here and one test."""
+"""Aggregators by name. A new aggregator is one module, one line here and one test.
+
+Entries are references, imported when a config names them: a process that only votes
+never imports the modules of the LLM aggregators, and none of them imports anything heavy.
+"""
 
 from __future__ import annotations
 
-from agents.plugins import Registry, Strategy
-from orchestrator.aggregators._voting import DefenceParams
-from orchestrator.aggregators.agreement_vote import AgreementVote
-from orchestrator.aggregators.cluster_filter import ClusterFilter
-from orchestrator.aggregators.cluster_inform import ClusterInform, ClusterInformParams
-from orchestrator.aggregators.dropout_vote import DropoutVote
-from orchestrator.aggregators.first import FirstAnswer, FirstParams
-from orchestrator.aggregators.guard import Guard, GuardParams
-from orchestrator.aggregators.majority import MajorityParams, MajorityVote
-from orchestrator.aggregators.moa import MixtureOfAgents, MoAParams
-from orchestrator.aggregators.protocol import Aggregator
-from orchestrator.aggregators.reputation_vote import ReputationParams, ReputationVote
-from orchestrator.aggregators.self_moa_seq import SelfMoASeq, SelfMoASeqParams
-from orchestrator.aggregators.smoa import SMoAParams, SparseMoA
-from orchestrator.aggregators.synthesize import Synthesize, SynthesizeParams
-from orchestrator.aggregators.weighted_vote import WeightedVote, WeightedVoteParams
+from signoria.orchestrator.aggregators.protocol import Aggregator
+from signoria.registry import Strategies, Strategy
 
-AGGREGATORS: Registry[Strategy[Aggregator]] = Registry("aggregator")
+AGGREGATORS: Strategies[Aggregator] = Strategies("aggregator")
 
-AGGREGATORS.register("first", Strategy(params=FirstParams, build=FirstAnswer))
-AGGREGATORS.register("majority", Strategy(params=MajorityParams, build=MajorityVote))
-AGGREGATORS.register("synthesize", Strategy(params=SynthesizeParams, build=Synthesize))
+
+def _register(name: str, params: str, build: str) -> None:
+    here = "signoria.orchestrator.aggregators"
+    AGGREGATORS.register(name, Strategy(params=f"{here}.{params}", build=f"{here}.{build}"))
+
+
+_register("first", "first:FirstParams", "first:FirstAnswer")
+_register("majority", "majority:MajorityParams", "majority:MajorityVote")
+_register("synthesize", "synthesize:SynthesizeParams", "synthesize:Synthesize")
 # Mixture-of-Agents family: layered, sliding-window and sparse synthesis.
-AGGREGATORS.register("moa", Strategy(params=MoAParams, build=MixtureOfAgents))
-AGGREGATORS.register("self-moa-seq", Strategy(params=SelfMoASeqParams, build=SelfMoASeq))
-AGGREGATORS.register("smoa", Strategy(params=SMoAParams, build=SparseMoA))
+_register("moa", "moa:MoAParams", "moa:MixtureOfAgents")
+_register("self-moa-seq", "self_moa_seq:SelfMoASeqParams", "self_moa_seq:SelfMoASeq")
+_register("smoa", "smoa:SMoAParams", "smoa:SparseMoA")
 # Votes and deception defences (the defences also serve the guard).
-AGGREGATORS.register("weighted-vote", Strategy(params=WeightedVoteParams, build=WeightedVote))
-AGGREGATORS.register("agreement-vote", Strategy(params=DefenceParams, build=AgreementVote))
-AGGREGATORS.register("reputation-vote", Strategy(params=ReputationParams, build=ReputationVote))
-AGGREGATORS.register("dropout-vote", Strategy(params=DefenceParams, build=DropoutVote))
-AGGREGATORS.register("cluster-filter", Strategy(params=DefenceParams, build=ClusterFilter))
-AGGREGATORS.register("cluster-inform", Strategy(params=ClusterInformParams, build=ClusterInform))
-AGGREGATORS.register("guard", Strategy(params=GuardParams, build=Guard))
+_register("weighted-vote", "weighted_vote:WeightedVoteParams", "weighted_vote:WeightedVote")
+_register("agreement-vote", "_voting:DefenceParams", "agreement_vote:AgreementVote")
+_register("reputation-vote", "reputation_vote:ReputationParams", "reputation_vote:ReputationVote")
+_register("dropout-vote", "_voting:DefenceParams", "dropout_vote:DropoutVote")
+_register("cluster-filter", "_voting:DefenceParams", "cluster_filter:ClusterFilter")
+_register("cluster-inform", "cluster_inform:ClusterInformParams", "cluster_inform:ClusterInform")
+_register("guard", "guard:GuardParams", "guard:Guard")
+# Universal self-consistency: an LLM picks the most consistent answer, word for word.
+_register("usc", "usc:USCParams", "usc:UniversalSelfConsistency")

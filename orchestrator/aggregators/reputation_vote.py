@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from agents.types import Completion
-from orchestrator.aggregators._voting import (
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._voting import (
     Ballots,
     DefenceParams,
     DefenceVote,
@@ -36,7 +36,7 @@ from orchestrator.aggregators._voting import (
     merge_flags,
     tally,
 )
-from orchestrator.answers import AnswerKind
+from signoria.orchestrator.answers import AnswerKind
 
 # Weight of an expert with no usable history, or no better than chance: small but not
 # zero, so that a vote among unknown experts is still a plain majority.

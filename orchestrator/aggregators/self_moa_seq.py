@@ -17,11 +17,20 @@ from collections.abc import Sequence
 
 from pydantic import Field, model_validator
 
-from agents.types import Completion, Message
-from orchestrator.aggregators._shared import OneModelParams, generation, synthesized, usable
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.prompts import SEQ_GUIDANCE, synthesis_messages
-from orchestrator.result import Aggregate
+from signoria.agents.types import Completion, Message
+from signoria.orchestrator.aggregators._shared import (
+    OneModelParams,
+    generation,
+    synthesized,
+    usable,
+)
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.prompts import SEQ_GUIDANCE, synthesis_messages
+from signoria.orchestrator.result import Aggregate
 
 _CUT_MARK = " [...truncated]"
 

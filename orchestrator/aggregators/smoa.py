@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from agents.types import Completion, Message
-from orchestrator.aggregators._shared import (
+from signoria.agents.types import Completion, Message
+from signoria.orchestrator.aggregators._shared import (
     call_all,
     conversation,
     generation,
@@ -28,9 +28,13 @@ from orchestrator.aggregators._shared import (
     synthesized,
     usable,
 )
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.prompts import MOA_SYSTEM, judge_messages, reference_messages
-from orchestrator.result import Aggregate
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.prompts import MOA_SYSTEM, judge_messages, reference_messages
+from signoria.orchestrator.result import Aggregate
 
 
 class SMoAParams(BaseModel):

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.types import Completion
-from orchestrator.aggregators._shared import (
+from signoria.agents.types import Completion
+from signoria.orchestrator.aggregators._shared import (
     OneModelParams,
     generation,
     synthesize_texts,
     synthesized,
 )
-from orchestrator.aggregators.protocol import AggregationContext, answered, nothing_to_aggregate
-from orchestrator.result import Aggregate
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.result import Aggregate
 
 
 class SynthesizeParams(OneModelParams):

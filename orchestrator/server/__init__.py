@@ -1,6 +1,6 @@
-"""The OpenAI-compatible REST server (`signoria serve`).
+"""The OpenAI-compatible REST server.
 
-Nothing is imported here on purpose: the CLI imports `orchestrator.server.command` at
-startup, and FastAPI/uvicorn must only load when the server actually runs. Use
-`orchestrator.server.app.create_app` and `orchestrator.server.settings.ServerSettings`.
+Nothing is imported here on purpose: FastAPI and uvicorn load only when the server runs.
+Use `signoria.orchestrator.server.app.create_app` and
+`signoria.orchestrator.server.settings.ServerSettings`.
 """

@@ -12,36 +12,39 @@ queue per model inside the llama.cpp runtime), bounded by `max_concurrent` in fl
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from agents.errors import SignoriaError
-from agents.types import Message
-from orchestrator.aggregators.first import FirstAnswer, FirstParams
-from orchestrator.limits import Limits, RequestLimits
-from orchestrator.pipeline import Pipeline, PipelineFailed
-from orchestrator.result import AskResult
-from orchestrator.sdk import Orchestrator
-from orchestrator.server.auth import api_key_dependency
-from orchestrator.server.errors import (
+from signoria.agents.types import Message
+from signoria.errors import SignoriaError
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.pipeline import PipelineFailed
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.sdk import Orchestrator, TargetKind
+from signoria.orchestrator.server.auth import api_key_dependency
+from signoria.orchestrator.server.errors import (
     RATE_LIMIT,
     SERVER,
     ApiError,
     install_error_handlers,
     pipeline_error,
 )
-from orchestrator.server.recording import Recorder
-from orchestrator.server.requests import read_chat_request, request_limits, to_messages
-from orchestrator.server.responses import apply_stops, chunk_events, completion, new_completion_id
-from orchestrator.server.schemas import (
+from signoria.orchestrator.server.recording import Recorder
+from signoria.orchestrator.server.requests import read_chat_request, request_limits, to_messages
+from signoria.orchestrator.server.responses import (
+    apply_stops,
+    chunk_events,
+    completion,
+    new_completion_id,
+)
+from signoria.orchestrator.server.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
     ErrorResponse,
@@ -50,11 +53,10 @@ from orchestrator.server.schemas import (
     ModelList,
     ModelObject,
 )
-from orchestrator.server.settings import ServerConfigError, ServerSettings
-from routers.fixed import FixedRouter, FixedRouterParams
+from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
 
 if TYPE_CHECKING:
-    from orchestrator.storage import Store
+    from signoria.orchestrator.storage import Store
 
 PIPELINE_PREFIX = "signoria/"
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -62,47 +64,30 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def expert_pipeline(name: str) -> Pipeline:
-    """A pipeline that asks exactly one expert and returns its answer, under the default
-    `Limits`, so a raw expert id gets the same timeouts, trace and recording as any
-    pipeline."""
-    return Pipeline(
-        name=name,
-        router=FixedRouter(FixedRouterParams(experts=(name,))),
-        aggregator=FirstAnswer(FirstParams()),
-        limits=Limits(),
-    )
-
-
 @dataclass(frozen=True)
 class Target:
     """What a model id resolved to."""
 
-    kind: Literal["pipeline", "expert"]
+    kind: TargetKind
     name: str
-    pipeline: Pipeline
 
 
 class Catalog:
-    """Model ids <-> pipelines and experts; expert pipelines are built once per name."""
+    """Model ids <-> the orchestrator's pipelines and experts."""
 
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orchestrator = orchestrator
         self.created = int(time.time())
-        self._experts: dict[str, Pipeline] = {}
 
     def expert_names(self) -> list[str]:
         return list(self.orchestrator.pool)
 
     def resolve(self, model_id: str) -> Target | None:
-        pipelines = self.orchestrator.pipelines
         name = model_id.removeprefix(PIPELINE_PREFIX)
-        if name in pipelines:
-            return Target("pipeline", name, pipelines[name])
-        if model_id in self.orchestrator.pool:
-            if model_id not in self._experts:
-                self._experts[model_id] = expert_pipeline(model_id)
-            return Target("expert", model_id, self._experts[model_id])
+        if self.orchestrator.kind(name) == "pipeline":
+            return Target("pipeline", name)
+        if self.orchestrator.kind(model_id) == "expert":
+            return Target("expert", model_id)
         return None
 
     def require(self, model_id: str) -> Target:
@@ -121,8 +106,8 @@ class Catalog:
             spec = self.orchestrator.config.pipelines[target.name]
             info = ModelInfo(kind="pipeline", description=spec.description)
         else:
-            card = self.orchestrator.pool[target.name].card
-            info = ModelInfo(kind="expert", description=card.description or card.backend)
+            card = self.orchestrator.pool.card(target.name)
+            info = ModelInfo(kind="expert", description=card.description or card.backend or "")
         return ModelObject(id=model_id, created=self.created, signoria=info)
 
     def models(self) -> list[ModelObject]:
@@ -171,17 +156,13 @@ async def _execute(
     messages: Sequence[Message],
     limits: RequestLimits,
 ) -> AskResult:
-    if target.kind == "pipeline":
-        return await orchestrator.aask(messages, pipeline=target.name, limits=limits)
-    pipeline = target.pipeline
-    if body.temperature is not None or body.seed is not None:
-        # A raw expert id honours the client's sampling; a pipeline keeps its own.
-        params = FixedRouterParams(
-            experts=(target.name,), temperature=body.temperature, seed=body.seed or 0
-        )
-        pipeline = dataclasses.replace(pipeline, router=FixedRouter(params))
-    return await pipeline.run(
-        messages, orchestrator.pool, overrides=limits, health=orchestrator.health
+    # A raw expert id honours the client's sampling; a pipeline keeps its own (the SDK's rule).
+    return await orchestrator.aask(
+        messages,
+        pipeline=target.name,
+        limits=limits,
+        temperature=body.temperature,
+        seed=body.seed,
     )
 
 

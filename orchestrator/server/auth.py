@@ -16,7 +16,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from orchestrator.server.errors import AUTHENTICATION, ApiError
+from signoria.orchestrator.server.errors import AUTHENTICATION, ApiError
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in $SIGNORIA_API_KEYS.")
 

@@ -57,7 +57,7 @@ def serve(
     API keys come from $SIGNORIA_API_KEYS (comma-separated), never from a flag.
     """
     # Not from a flag because a command line is visible to every user of the machine.
-    from orchestrator.server.settings import ServerConfigError, ServerSettings
+    from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
 
     caps = {
         "max_concurrent": max_concurrent,
@@ -84,9 +84,9 @@ def serve(
 
     import uvicorn
 
-    from agents.registry import preload_backends
-    from orchestrator.sdk import Orchestrator
-    from orchestrator.server.app import create_app
+    from signoria.agents.backends.registry import preload_backends
+    from signoria.orchestrator.sdk import Orchestrator
+    from signoria.orchestrator.server.app import create_app
 
     orchestrator = Orchestrator.from_config(config)
     app = create_app(orchestrator, settings)

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from orchestrator.pipeline import PipelineFailed
+from signoria.orchestrator.pipeline import PipelineFailed
 
 log = logging.getLogger("signoria.server")
 

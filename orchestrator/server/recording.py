@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.result import AskResult
+from signoria.orchestrator.result import AskResult
 
 if TYPE_CHECKING:
-    from orchestrator.storage import Store
+    from signoria.orchestrator.storage import Store
 
 log = logging.getLogger("signoria.server")
 
@@ -36,7 +36,7 @@ class Recorder:
         a store opened here is closed by `close`."""
         owns = store is None
         if store is None:
-            from orchestrator.storage import Store
+            from signoria.orchestrator.storage import Store
 
             store = await asyncio.to_thread(Store.open, db_url)
         try:

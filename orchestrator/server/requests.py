@@ -16,15 +16,15 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from agents.types import Message, Role
-from orchestrator.limits import RequestLimits
-from orchestrator.server.errors import ApiError, bad_request
-from orchestrator.server.schemas import (
+from signoria.agents.types import Message, Role
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.server.errors import ApiError, bad_request
+from signoria.orchestrator.server.schemas import (
     FORBIDDEN_FIELDS,
     UNSUPPORTED_FIELDS,
     ChatCompletionRequest,
 )
-from orchestrator.server.settings import ServerSettings
+from signoria.orchestrator.server.settings import ServerSettings
 
 
 def _too_large(limit: int) -> ApiError:

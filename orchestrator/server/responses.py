@@ -12,8 +12,8 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-from orchestrator.result import AskResult
-from orchestrator.server.schemas import (
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.server.schemas import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,

@@ -66,7 +66,7 @@ class ChatMessage(BaseModel):
 
 class SignoriaOptions(BaseModel):
     """The `signoria` extension object: per-request limits that may only tighten the
-    pipeline's own (see `orchestrator.limits.RequestLimits`)."""
+    pipeline's own (see `signoria.orchestrator.limits.RequestLimits`)."""
 
     model_config = ConfigDict(extra="forbid")
 

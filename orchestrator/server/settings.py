@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from orchestrator.config import ConfigError
+from signoria.errors import ConfigError
 
 API_KEYS_ENV = "SIGNORIA_API_KEYS"
 

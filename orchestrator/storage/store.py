@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, case, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from agents.errors import SignoriaError
-from orchestrator.result import AskResult
-from orchestrator.storage.migrations_api import upgrade
-from orchestrator.storage.schema import (
+from signoria.errors import SignoriaError
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.storage.migrations_api import upgrade
+from signoria.orchestrator.storage.records import ItemRecord, RunRecord, RunSummary
+from signoria.orchestrator.storage.schema import (
     AggregationInput,
     AggregationRecord,
     Item,
@@ -43,7 +44,7 @@ def default_db_url() -> str:
     env = os.environ.get("SIGNORIA_DB")
     if env:
         return env
-    from orchestrator.config import home
+    from signoria.orchestrator.config import home
 
     path = home() / "signoria.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,22 +134,55 @@ class Store:
             )
         return run_id
 
-    def get_run(self, run_id: str) -> Run | None:
+    def get_run(self, run_id: str) -> RunRecord | None:
         with self.session() as s:
-            return s.get(Run, run_id)
+            run = s.get(Run, run_id)
+            return None if run is None else RunRecord.model_validate(run)
 
-    def require_run(self, run_id: str) -> Run:
+    def require_run(self, run_id: str) -> RunRecord:
         run = self.get_run(run_id)
         if run is None:
             raise StorageError(f"no run {run_id!r} in this database")
         return run
 
-    def runs(self, kind: str | None = None) -> list[Run]:
+    def runs(self, kind: str | None = None) -> list[RunRecord]:
         query = select(Run).order_by(Run.created_at)
         if kind is not None:
             query = query.where(Run.kind == kind)
         with self.session() as s:
-            return list(s.scalars(query))
+            return [RunRecord.model_validate(run) for run in s.scalars(query)]
+
+    def run_summaries(self, kind: str | None = None) -> list[RunSummary]:
+        """Every run with its item count, accuracy and cost, aggregated in the database."""
+        unknown_cost = func.sum(case((Item.cost.is_(None), 1), else_=0))
+        per_run = select(
+            Item.run_id,
+            func.count(Item.id.distinct()),
+            func.sum(Item.cost),
+            unknown_cost,
+        ).group_by(Item.run_id)
+        scored = (
+            select(Item.run_id, func.count(Score.id), func.avg(Score.value))
+            .join(Score, Score.item_id == Item.id)
+            .group_by(Item.run_id)
+        )
+        with self.session() as s:
+            items = {row[0]: row[1:] for row in s.execute(per_run)}
+            scores = {row[0]: row[1:] for row in s.execute(scored)}
+        summaries = []
+        for run in self.runs(kind):
+            n, cost, unknown = items.get(run.id, (0, None, 0))
+            count, accuracy = scores.get(run.id, (0, None))
+            summaries.append(
+                RunSummary(
+                    run=run,
+                    items=int(n),
+                    scored=int(count),
+                    accuracy=None if accuracy is None else float(accuracy),
+                    cost=None if unknown or (cost is None and n) else float(cost or 0.0),
+                )
+            )
+        return summaries
 
     def finish_run(self, run_id: str, metrics: dict[str, float | None]) -> None:
         with self.session() as s:
@@ -217,7 +251,7 @@ class Store:
             return False
         return True
 
-    def items(self, run_id: str) -> list[Item]:
+    def items(self, run_id: str) -> list[ItemRecord]:
         """Items of a run with calls and scores loaded, in dataset order."""
         query = (
             select(Item)
@@ -226,12 +260,12 @@ class Store:
                 selectinload(Item.calls),
                 selectinload(Item.scores),
                 selectinload(Item.routing),
-                selectinload(Item.aggregations),
+                selectinload(Item.aggregations).selectinload(AggregationRecord.inputs),
             )
             .order_by(Item.position, Item.id)
         )
         with self.session() as s:
-            return list(s.scalars(query))
+            return [ItemRecord.model_validate(item) for item in s.scalars(query)]
 
 
 def _attach_trace(item: Item, result: AskResult) -> None:

@@ -4,7 +4,7 @@
 training loop and `router` the TrainableRouter registered as "graph".
 """
 
-from routers.graph.router import GraphRouter
-from routers.graph.trainer import GraphConfig
+from signoria.routers.graph.router import GraphRouter
+from signoria.routers.graph.trainer import GraphConfig
 
 __all__ = ["GraphConfig", "GraphRouter"]

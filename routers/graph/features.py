@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from routers.learned import RouterContext
+from signoria.routers.trainable import RouterContext
 
 TASK, QUERY, LLM = "task", "query", "llm"
 EdgeType = tuple[str, str, str]

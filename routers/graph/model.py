@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GeneralConv, GINEConv
 
-from routers.graph.features import (
+from signoria.routers.graph.features import (
     EDGE_DIM,
     EDGE_TYPES,
     LLM,

@@ -24,17 +24,17 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from routers.data import RoutingTable
-from routers.graph.features import (
+from signoria.routers.data import RoutingTable
+from signoria.routers.graph.features import (
     TrainingGraph,
     assign_tasks,
     build_graph,
     llm_nodes,
     training_graph,
 )
-from routers.graph.model import GraphRouterNet
-from routers.graph.trainer import GraphConfig, cpu_mode, train
-from routers.learned import RouterContext
+from signoria.routers.graph.model import GraphRouterNet
+from signoria.routers.graph.trainer import GraphConfig, cpu_mode, train
+from signoria.routers.trainable import RouterContext
 
 WEIGHTS = "graph_router.pt"
 CONFIG = "graph_router.json"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from routers.graph.features import LLMNodes, TrainingGraph, build_graph
-from routers.graph.model import GraphRouterNet
+from signoria.routers.graph.features import LLMNodes, TrainingGraph, build_graph
+from signoria.routers.graph.model import GraphRouterNet
 
 
 class GraphConfig(BaseModel):

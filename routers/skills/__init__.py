@@ -1,6 +1,6 @@
 """Symbolic-MoE skill-based recruiting: keywords -> model profiles -> recruited experts."""
 
-from routers.skills.live import SkillsLiveParams, SkillsLiveRouter
-from routers.skills.router import SkillsRouter
+from signoria.routers.skills.live import SkillsLiveParams, SkillsLiveRouter
+from signoria.routers.skills.router import SkillsRouter
 
 __all__ = ["SkillsLiveParams", "SkillsLiveRouter", "SkillsRouter"]

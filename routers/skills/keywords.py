@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.types import Expert, GenerationParams, Message
-from routers.learned import RouterContext
+from signoria.agents.types import Expert, GenerationParams, Message
+from signoria.routers.trainable import RouterContext
 
 # Short skill phrases covering the tasks of the shared tables (RouterBench: ARC,
 # Winogrande, MBPP; LLMRouter: GSM8K, MATH, MMLU, GPQA, QA, code, commonsense, logic grids,

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import SignoriaError
-from agents.types import Expert
-from routers.learned import RouterContext
-from routers.protocol import Assignment, RoutingDecision
-from routers.skills.router import SkillsRouter
+from signoria.agents.types import Expert
+from signoria.errors import SignoriaError
+from signoria.routers.artifact import load_artifact
+from signoria.routers.learned import resolve_artifact
+from signoria.routers.protocol import Assignment, RoutingDecision
+from signoria.routers.skills.router import SkillsRouter
+from signoria.routers.trainable import RouterContext
 
 
 class SkillsRoutingError(SignoriaError):
@@ -47,10 +49,6 @@ class SkillsLiveRouter:
 
     def _load(self) -> tuple[SkillsRouter, RouterContext]:
         if self._loaded is None:
-            # Imported here: routers.artifact imports the registry, which imports this module.
-            from routers.artifact import load_artifact
-            from routers.live import resolve_artifact
-
             artifact = resolve_artifact(Path(self.params.artifact))
             router, ctx = load_artifact(artifact, name="skills")
             if not isinstance(router, SkillsRouter):

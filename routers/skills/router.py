@@ -22,11 +22,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from routers.data import RoutingTable
-from routers.embedding import text_key
-from routers.learned import RouterContext
-from routers.skills.keywords import VOCABULARY, embedding_keywords
-from routers.skills.profiles import CORRECT, build_profiles, recruit_scores, sample_experts
+from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import text_key
+from signoria.routers.skills.keywords import VOCABULARY, embedding_keywords
+from signoria.routers.skills.profiles import CORRECT, build_profiles, recruit_scores, sample_experts
+from signoria.routers.trainable import RouterContext
 
 
 def query_rng(seed: int, query: str) -> np.random.Generator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from orchestrator.storage.schema import Base
+from signoria.orchestrator.storage.schema import Base
 
 connection = context.config.attributes["connection"]
 context.configure(
