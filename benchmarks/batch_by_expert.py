@@ -44,6 +44,7 @@ from typing import Any
 
 from signoria.agents.registry import LlamaCppOptions
 
+from benchmarks.batch_schedule import BatchResult, Call, majority, run_by_expert, run_per_query
 from signoria.agents.backends.llamacpp import (
     _OVERHEAD,
     LlamaCppExpert,
@@ -52,7 +53,6 @@ from signoria.agents.backends.llamacpp import (
 )
 from signoria.agents.sources import resolve
 from signoria.agents.types import Expert, GenerationParams, Message, ModelCard
-from signoria.evals.batch_by_expert import BatchResult, Call, majority, run_by_expert, run_per_query
 from signoria.evals.datasets import EvalItem, load_items
 from signoria.evals.export import export_outcomes, model_entries
 from signoria.evals.scoring import score

@@ -26,7 +26,7 @@ from rich.table import Table
 from signoria.agents.pricing import format_usd
 from signoria.errors import SignoriaError
 from signoria.evals.datasets import load_items
-from signoria.evals.executors import RayExecutor
+from signoria.evals.executors import ByExpertExecutor, Executor, RayExecutor
 from signoria.evals.export import export_outcomes, model_entries, models_file
 from signoria.evals.report import compare_table, summarise, write_report
 from signoria.evals.runner import run_eval
@@ -86,8 +86,8 @@ def run_command(
     workers: int = 2,
     ray_address: str | None = None,
 ) -> None:
-    if executor not in ("asyncio", "ray"):
-        raise SignoriaError(f"unknown executor {executor!r} (known: asyncio, ray)")
+    if executor not in ("asyncio", "ray", "by-expert"):
+        raise SignoriaError(f"unknown executor {executor!r} (known: asyncio, ray, by-expert)")
     items = load_items(benchmark, data, limit)
     store = Store.open(db)
     progress = Progress(
@@ -107,6 +107,9 @@ def run_command(
             name = orchestrator.pipeline(pipeline).name
             hooks = _Progress(progress)
             ray = RayExecutor(config, workers, address=ray_address) if executor == "ray" else None
+            chosen: Executor | None = ray
+            if executor == "by-expert":
+                chosen = ByExpertExecutor(orchestrator, batch=concurrency)
             with progress, _closing(ray):
                 outcome = orchestrator.run_sync(
                     run_eval(
@@ -120,7 +123,7 @@ def run_command(
                         concurrency=concurrency,
                         on_start=hooks.start,
                         on_item=hooks.item,
-                        executor=ray,
+                        executor=chosen,
                     )
                 )
         summary = summarise(store, outcome.run_id)

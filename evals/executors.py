@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from signoria.agents.types import Completion
 from signoria.evals.datasets import EvalItem
 from signoria.orchestrator.pipeline import PipelineFailed
 from signoria.orchestrator.result import AskResult
@@ -50,6 +51,47 @@ class AsyncioExecutor:
 
         for finished in asyncio.as_completed([one(p, i) for p, i in todo]):
             yield await finished
+
+
+class ByExpertExecutor:
+    """Symbolic-MoE's batch schedule: route a batch of items, run its expert calls expert
+    by expert (each model loaded once per batch even when memory holds only one), then
+    aggregate each item.
+
+    The calls are those the per-query schedule makes, through each request's own call
+    runner (budget, retries, breakers, trace): only their order differs, so answers are
+    the same at temperature 0. A request's deadline starts at its first call, not while it
+    waits for its turn. Items are stored batch by batch, so a killed run loses at most one
+    batch (`batch` items), which a resume then redoes.
+    """
+
+    def __init__(self, orchestrator: Orchestrator, batch: int = 32) -> None:
+        self.orchestrator = orchestrator
+        self.batch = max(1, batch)
+
+    async def answers(self, todo: Sequence[Positioned], pipeline: str) -> AsyncIterator[Answered]:
+        chosen = self.orchestrator.pipeline(pipeline)
+        pool, health = self.orchestrator.pool, self.orchestrator.health
+        for start in range(0, len(todo), self.batch):
+            items = todo[start : start + self.batch]
+            requests = [
+                await chosen.start(item.prompt, pool, health=health, clock_from_first_call=True)
+                for _, item in items
+            ]
+            calls = sorted(
+                (a.expert, k, slot)
+                for k, request in enumerate(requests)
+                for slot, a in enumerate(request.assignments)
+            )
+            completions: list[dict[int, Completion]] = [{} for _ in requests]
+            for _, k, slot in calls:
+                completions[k][slot] = await chosen.answer(requests[k], slot)
+            for (position, item), request, row in zip(items, requests, completions, strict=True):
+                ordered = [row[slot] for slot in sorted(row)]
+                try:
+                    yield position, item, await chosen.finish(request, ordered), None
+                except PipelineFailed as exc:
+                    yield position, item, exc.result, str(exc)
 
 
 class _Worker:

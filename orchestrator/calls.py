@@ -46,17 +46,31 @@ class _Retryable(Exception):
 
 class CallRunner:
     def __init__(
-        self, pool: Mapping[str, Expert], limits: Limits, health: ExpertHealth | None = None
+        self,
+        pool: Mapping[str, Expert],
+        limits: Limits,
+        health: ExpertHealth | None = None,
+        *,
+        clock_from_first_call: bool = False,
     ) -> None:
         self.pool = pool
         self.limits = limits
         self.health = health
         self.budget = Budget(limits.budget_usd)
         self.calls: list[ExpertCall] = []
-        self._deadline = (
-            None if limits.deadline_s is None else time.perf_counter() + limits.deadline_s
-        )
+        # The deadline runs from now, or (a request waiting its turn in a batch) from
+        # its first call.
+        self._deadline: float | None = None
+        self._clock_started = False
+        if not clock_from_first_call:
+            self._start_clock()
         self._backoff = Backoff(limits.retry_backoff_s, limits.retry_backoff_max_s)
+
+    def _start_clock(self) -> None:
+        if not self._clock_started:
+            self._clock_started = True
+            if self.limits.deadline_s is not None:
+                self._deadline = time.perf_counter() + self.limits.deadline_s
 
     @property
     def cost(self) -> float | None:
@@ -85,6 +99,7 @@ class CallRunner:
         role: CallRole = "expert",
         slot: int | None = None,
     ) -> Completion:
+        self._start_clock()
         expert = self.pool[name]
         call = _Call(expert=name, role=role, slot=slot, seed=params.seed)
         tokens_in = await expert.count_tokens(messages) if self.budget.enforced else 0

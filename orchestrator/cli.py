@@ -68,7 +68,7 @@ LimitOption = Annotated[int | None, typer.Option(min=1, help="First N items only
 
 # Choices are enums so that click rejects a wrong value before anything is imported.
 Benchmark = StrEnum("Benchmark", ["gsm8k", "mmlu", "outcomes"])
-Executor = StrEnum("Executor", ["asyncio", "ray"])
+Executor = StrEnum("Executor", ["asyncio", "ray", "by-expert"])
 RedteamBackend = StrEnum("RedteamBackend", ["replay", "live"])
 Adversary = StrEnum("Adversary", ["persuasive", "subtle", "llm"])
 Seats = StrEnum("Seats", ["weakest", "strongest"])
@@ -263,12 +263,18 @@ def eval_run(
     data: Annotated[Path, typer.Option(help="JSONL file of the benchmark.")],
     pipeline: PipelineOption = None,
     limit: LimitOption = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Items in flight.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Items in flight (by-expert: items per batch).")
+    ] = 1,
     db: DbOption = None,
     run_id: Annotated[str | None, typer.Option(help="Same id again resumes the run.")] = None,
-    executor: Annotated[Executor, typer.Option(help="This process or Ray actors.")] = (
-        Executor.asyncio
-    ),
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            help="asyncio: this process; ray: Ray actors; by-expert: batches run expert by "
+            "expert, each model loaded once per batch (Symbolic-MoE)."
+        ),
+    ] = Executor.asyncio,
     workers: Annotated[int, typer.Option(min=1, help="Ray actors (--executor ray).")] = 2,
     ray_address: Annotated[
         str | None, typer.Option(help="Existing Ray cluster, e.g. auto or ray://host:10001.")

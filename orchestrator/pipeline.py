@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from signoria.agents.types import Completion, Expert, GenerationParams, Message
 from signoria.errors import SignoriaError
@@ -16,7 +16,7 @@ from signoria.orchestrator.limits import Limits, RequestLimits
 from signoria.orchestrator.resilience import ExpertHealth
 from signoria.orchestrator.result import AskResult
 from signoria.routers.fixed import FixedRouter, FixedRouterParams
-from signoria.routers.protocol import Assignment, Router
+from signoria.routers.protocol import Assignment, Router, RoutingDecision
 
 
 def last_user_message(messages: Sequence[Message]) -> str:
@@ -33,6 +33,19 @@ class PipelineFailed(SignoriaError):
     def __init__(self, message: str, result: AskResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+@dataclass(frozen=True)
+class Request:
+    """One routed request: what its experts are asked, and the runner that keeps its
+    limits and its trace."""
+
+    messages: list[Message]
+    query: str
+    runner: CallRunner
+    decision: RoutingDecision
+    assignments: tuple[Assignment, ...]
+    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True)
@@ -82,33 +95,62 @@ class Pipeline:
         overrides: RequestLimits | None = None,
         health: ExpertHealth | None = None,
     ) -> AskResult:
-        """`health` carries the circuit breakers that outlive this request (the
-        orchestrator's); without it, every expert is called as if healthy."""
-        t0 = time.perf_counter()
+        """Route, call the chosen experts concurrently, aggregate.
+
+        `health` carries the circuit breakers that outlive this request (the
+        orchestrator's); without it, every expert is called as if healthy.
+        """
+        request = await self.start(prompt, pool, overrides=overrides, health=health)
+        slots = range(len(request.assignments))
+        completions = await asyncio.gather(*(self.answer(request, slot) for slot in slots))
+        return await self.finish(request, completions)
+
+    async def start(
+        self,
+        prompt: str | Sequence[Message],
+        pool: Mapping[str, Expert],
+        *,
+        overrides: RequestLimits | None = None,
+        health: ExpertHealth | None = None,
+        clock_from_first_call: bool = False,
+    ) -> Request:
+        """Route one request. A batch schedule starts many before calling any expert; its
+        requests start their deadline at their first call, not while they wait their turn."""
         limits = self.limits.tightened(overrides)
         messages = self.messages(prompt)
         query = last_user_message(messages)
-        runner = CallRunner(pool, limits, health)
+        runner = CallRunner(pool, limits, health, clock_from_first_call=clock_from_first_call)
         decision = await self.router.route(query, pool, budget_usd=limits.budget_usd)
-        assignments = decision.assignments[: limits.max_experts]
-        completions = await asyncio.gather(
-            *(self._answer(runner, i, a, messages) for i, a in enumerate(assignments))
+        return Request(
+            messages=messages,
+            query=query,
+            runner=runner,
+            decision=decision,
+            assignments=decision.assignments[: limits.max_experts],
         )
+
+    async def answer(self, request: Request, slot: int) -> Completion:
+        """The completion of one routed assignment (its fallback's if it failed)."""
+        return await self._answer(request.runner, slot, request.assignments[slot], request.messages)
+
+    async def finish(self, request: Request, completions: Sequence[Completion]) -> AskResult:
+        """Aggregate a request's completions into its answer and trace."""
+        runner = request.runner
         ctx = AggregationContext(
             call=lambda name, msgs, params: runner.call(name, msgs, params, role="aggregator"),
-            max_tokens=limits.max_tokens,
-            pool=pool,
-            routing=decision.model_copy(update={"assignments": assignments}),
-            messages=tuple(messages),
+            max_tokens=runner.limits.max_tokens,
+            pool=runner.pool,
+            routing=request.decision.model_copy(update={"assignments": request.assignments}),
+            messages=tuple(request.messages),
         )
-        aggregate = await self.aggregator.aggregate(query, completions, ctx)
+        aggregate = await self.aggregator.aggregate(request.query, completions, ctx)
         result = AskResult(
             answer=aggregate.text,
             pipeline=self.name,
             calls=tuple(runner.calls),
             cost=runner.cost,
-            latency_s=time.perf_counter() - t0,
-            routing=decision,
+            latency_s=time.perf_counter() - request.started,
+            routing=request.decision,
             aggregation=aggregate,
         )
         if not aggregate.text:

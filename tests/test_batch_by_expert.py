@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from signoria.agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
-from signoria.agents.sources import EmbeddedSource
-from signoria.agents.types import Completion, Expert, GenerationParams, Message, ModelCard
-from signoria.evals.batch_by_expert import (
+from benchmarks.batch_schedule import (
     grouped_calls,
     majority,
     per_query_calls,
@@ -22,6 +19,9 @@ from signoria.evals.batch_by_expert import (
     run_calls,
     run_per_query,
 )
+from signoria.agents.backends.llamacpp import LlamaCppExpert, LlamaCppRuntime, LlamaCppSettings
+from signoria.agents.sources import EmbeddedSource
+from signoria.agents.types import Completion, Expert, GenerationParams, Message, ModelCard
 from tests.conftest import scripted
 
 PARAMS = GenerationParams(max_tokens=8)

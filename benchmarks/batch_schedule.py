@@ -1,4 +1,6 @@
-"""Batch inference grouped by expert (Symbolic-MoE), and the per-query loop it replaces.
+"""Batch inference grouped by expert (Symbolic-MoE), and the per-query loop it replaces,
+as bare schedules for `benchmarks.batch_by_expert` (the product's schedule is
+`signoria eval run --executor by-expert`, `signoria.evals.executors.ByExpertExecutor`).
 
 Symbolic-MoE recruits k experts per query, then runs a batch expert by expert: every
 query recruited for one model is answered while that model is loaded, so a machine that
