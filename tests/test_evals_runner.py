@@ -125,6 +125,14 @@ def test_report_compare_and_export(tmp_path: Path) -> None:
     assert [(r["run"], r["benchmark"]) for r in runs] == [("a", "gsm8k"), ("b", "mmlu")]
     assert runs[1]["call_share"] == {"smollm2-135m": 0.5, "qwen2.5-coder-0.5b": 0.5}
 
+    listed = signoria("runs", "list", "--db", db, "--json")
+    assert listed.returncode == 0, listed.stderr
+    by_id = {r["run"]["id"]: r for r in json.loads(listed.stdout)["runs"]}
+    assert by_id["a"]["items"] == 3 and by_id["a"]["run"]["status"] == "complete"
+    assert by_id["a"]["accuracy"] == summary["accuracy"] and by_id["a"]["cost"] == 0.0
+    table_view = signoria("runs", "list", "--db", db)
+    assert table_view.returncode == 0 and "gsm8k" in table_view.stdout
+
     table = tmp_path / "outcomes.jsonl"
     models = tmp_path / "models.json"
     exported = signoria(

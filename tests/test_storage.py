@@ -110,6 +110,14 @@ def exercise(store: Store, result: AskResult) -> None:
     store.finish_run(run, {"accuracy": 0.5, "cost": 0.0})  # idempotent: updates in place
     assert store.metrics(run) == {"accuracy": 0.5, "cost": 0.0}
     assert store.require_run(run).status == "complete"
+    # `signoria runs list`: counted in SQL; an item of unknown cost makes the sum unknown.
+    other = store.create_run(kind="eval", pipeline="vote", run_id="r2")
+    store.record_item(other, item_key="q1", query="6 + 6?", result=result, score=0.0)
+    summaries = {s.run.id: s for s in store.run_summaries("eval")}
+    assert (summaries["r1"].items, summaries["r1"].scored, summaries["r1"].accuracy) == (2, 1, 1.0)
+    assert summaries["r1"].cost is None and summaries["r1"].run.status == "complete"
+    assert (summaries["r2"].items, summaries["r2"].accuracy, summaries["r2"].cost) == (1, 0.0, 0.0)
+    assert store.run_summaries("serve") == []
     # Resuming the same id is allowed, with another pipeline it is not.
     assert store.create_run(kind="eval", pipeline="vote", benchmark="gsm8k", run_id="r1") == "r1"
     with pytest.raises(StorageError, match="exists with pipeline 'vote'"):
@@ -121,7 +129,11 @@ async def test_items_with_traces_on_sqlite(tmp_path: Path) -> None:
     exercise(store, await voted_result())
     with store.engine.connect() as conn:
         inputs = conn.execute(
-            text("SELECT position, outcome FROM aggregation_inputs ORDER BY position")
+            text(
+                "SELECT ai.position, ai.outcome FROM aggregation_inputs ai"
+                " JOIN aggregations a ON ai.aggregation_id = a.id"
+                " JOIN items i ON a.item_id = i.id WHERE i.run_id = 'r1' ORDER BY ai.position"
+            )
         ).all()
     assert [tuple(row) for row in inputs] == [(0, "chosen"), (1, "discarded"), (2, "chosen")]
     store.close()
