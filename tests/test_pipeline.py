@@ -120,7 +120,9 @@ async def test_budget_refuses_a_model_with_unknown_price() -> None:
 
 
 async def test_budget_counts_the_calls_already_made() -> None:
-    a = scripted("a", price=1000.0, answer="x")  # ~ (2 + 8) tokens * 1e-3 = $0.01 worst case
+    # ~ (2 + 8) tokens * 1e-3 = $0.01 worst case. The latency keeps all three samples in
+    # flight at once, so the third meets two reservations, whatever the event loop's order.
+    a = scripted("a", price=1000.0, answer="x", latency_s=0.05)
     p = pipeline(["a"], samples=3, budget_usd=0.025, max_tokens=8)
     result = await p.run("q q", pool(a))
     assert a.calls == 2  # the third sample would overrun the budget

@@ -47,7 +47,9 @@ def test_unknown_pipeline_and_empty_query(orchestrator: Orchestrator) -> None:
 
 def test_vote_on_real_samples(orchestrator: Orchestrator) -> None:
     result = orchestrator.ask("What is 2 + 3? Reply with a number.", pipeline="vote")
-    assert [c.seed for c in result.calls] == [0, 1, 2]
+    # Samples run concurrently and queue on the model's lock, so the trace (in the order
+    # calls finish) may list them in any order; each routing slot keeps its own seed.
+    assert {c.slot: c.seed for c in result.calls} == {0: 0, 1: 1, 2: 2}
     assert result.aggregation is not None and result.aggregation.aggregator == "majority"
     assert sum(result.aggregation.votes.values()) <= 3
 
