@@ -98,7 +98,9 @@ def main(repeats: int) -> dict[str, Any]:
         env = {
             **os.environ,
             "STUB_API_KEY": "stub-key",
+            # Both servers require a key, as in production.
             "SIGNORIA_API_KEYS": KEY,
+            "LITELLM_MASTER_KEY": KEY,
             "SIGNORIA_HOME": str(work / "home"),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }

@@ -165,7 +165,7 @@ def test_report_compare_and_export(tmp_path: Path) -> None:
     [
         (
             ["eval", "run", "--benchmark", "hellaswag", "--data", str(FIXTURES / "gsm8k.jsonl")],
-            "error: Invalid value for '--benchmark': Value error, 'hellaswag' is not one of",
+            "error: Invalid value for '--benchmark': 'hellaswag' is not one of",
         ),
         (
             ["eval", "run", "--benchmark", "gsm8k", "--data", "/nonexistent.jsonl"],

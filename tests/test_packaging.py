@@ -23,9 +23,8 @@ from tests.conftest import ROOT
 PYTHON = sys.executable
 SIGNORIA = str(Path(sys.executable).parent / "signoria")
 HEAVY = ("torch", "torch_geometric", "sklearn", "llama_cpp", "transformers")
-# What `--help` and a usage error must not pay for, on top of the ML stack (typer itself
-# parses values with pydantic, so pydantic is the one product dependency they import).
-NOT_AT_START = (*HEAVY, "litellm", "numpy", "fastapi", "sqlalchemy", "rich", "yaml", "httpx")
+# What `--help` and a usage error must not pay for, on top of the ML stack.
+NOT_AT_START = (*HEAVY, "litellm", "numpy", "pydantic", "fastapi", "sqlalchemy", "rich", "yaml")
 
 GATEWAY_CONFIG = ROOT / "tests" / "configs" / "gateway.yaml"
 
