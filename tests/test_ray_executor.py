@@ -60,9 +60,11 @@ def answers(tmp_path: Path, name: str, make: type[Executor] | None) -> dict[str,
             if isinstance(executor, RayExecutor):
                 executor.close()
     assert outcome.complete and outcome.completed == 6
-    stored = {item.item_key: item.answer for item in store.items(name)}
+    records = store.items(name)
     store.close()
-    return stored
+    errors = [item.error for item in records if item.error]
+    assert not errors, errors
+    return {item.item_key: item.answer for item in records}
 
 
 def test_ray_executor_gives_the_asyncio_executors_answers(tmp_path: Path) -> None:
