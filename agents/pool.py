@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -10,6 +10,7 @@ from signoria.agents.backends.llamacpp import LlamaCppSettings
 from signoria.agents.backends.registry import Backend, BuildContext, get_backend
 from signoria.agents.types import Expert, ModelCard
 from signoria.errors import UnknownNameError
+from signoria.registry import BuiltOnUse
 
 
 class ModelSpec(BaseModel):
@@ -26,39 +27,22 @@ class ModelSpec(BaseModel):
         return self.card.backend or ""
 
 
-class ExpertPool(Mapping[str, Expert]):
-    """Read-only name -> expert mapping that owns the shared local runtime.
+class ExpertPool(BuiltOnUse[ModelSpec, Expert]):
+    """Name -> expert mapping that owns the shared local runtime.
 
     Experts are built on first use, so a pool whose config names a local model costs
     nothing (and needs no llama.cpp) until that model is called.
     """
 
     def __init__(self, specs: Mapping[str, ModelSpec], llamacpp: LlamaCppSettings) -> None:
+        super().__init__(specs)
         self._context = BuildContext(llamacpp)
-        self._specs = dict(specs)
-        self._experts: dict[str, Expert] = {}
 
-    def __getitem__(self, name: str) -> Expert:
-        expert = self._experts.get(name)
-        if expert is not None:
-            return expert
-        spec = self._specs.get(name)
-        if spec is None:
-            known = ", ".join(sorted(self))
-            raise UnknownNameError(f"unknown model {name!r} (pool: {known})")
-        expert = get_backend(spec.backend).builder()(spec.card, spec.options, self._context)
-        self._experts[name] = expert
-        return expert
+    def build(self, name: str, spec: ModelSpec) -> Expert:
+        return get_backend(spec.backend).builder()(spec.card, spec.options, self._context)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys([*self._specs, *self._experts]))
-
-    def __contains__(self, name: object) -> bool:
-        # Mapping's default relies on KeyError, which __getitem__ turns into a clearer error.
-        return name in self._specs or name in self._experts
-
-    def __len__(self) -> int:
-        return len(dict.fromkeys([*self._specs, *self._experts]))
+    def missing(self, name: str) -> Exception:
+        return UnknownNameError(f"unknown model {name!r} (pool: {', '.join(sorted(self))})")
 
     def spec(self, name: str) -> ModelSpec:
         return self._specs[name]
@@ -73,9 +57,9 @@ class ExpertPool(Mapping[str, Expert]):
 
     def add(self, expert: Expert) -> None:
         """Register an already-built expert (SDK users with a custom backend)."""
-        self._experts[expert.card.name] = expert
+        self[expert.card.name] = expert
 
     async def aclose(self) -> None:
-        for expert in self._experts.values():
+        for expert in self.built():
             await expert.aclose()
         self._context.close()

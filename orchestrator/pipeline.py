@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from signoria.agents.types import Completion, Expert, GenerationParams, Message
 from signoria.errors import SignoriaError
@@ -45,7 +45,8 @@ class Request:
     runner: CallRunner
     decision: RoutingDecision
     assignments: tuple[Assignment, ...]
-    started: float = field(default_factory=time.perf_counter)
+    # When the request began, routing included: what its latency is measured from.
+    started: float
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Pipeline:
     ) -> Request:
         """Route one request. A batch schedule starts many before calling any expert; its
         requests start their deadline at their first call, not while they wait their turn."""
+        started = time.perf_counter()
         limits = self.limits.tightened(overrides)
         messages = self.messages(prompt)
         query = last_user_message(messages)
@@ -127,6 +129,7 @@ class Pipeline:
             runner=runner,
             decision=decision,
             assignments=decision.assignments[: limits.max_experts],
+            started=started,
         )
 
     async def answer(self, request: Request, slot: int) -> Completion:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +17,7 @@ from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.pipeline import Pipeline
 from signoria.orchestrator.resilience import ExpertHealth
 from signoria.orchestrator.result import AskResult
+from signoria.registry import BuiltOnUse
 from signoria.routers.registry import ROUTERS
 
 T = TypeVar("T")
@@ -35,31 +36,12 @@ def build_pipeline(name: str, spec: PipelineSpec) -> Pipeline:
     )
 
 
-class Pipelines(Mapping[str, Pipeline]):
+class Pipelines(BuiltOnUse[PipelineSpec, Pipeline]):
     """The configured pipelines by name, each built on first use: a pipeline whose router
     needs an extra that is not installed fails when asked for, not when another runs."""
 
-    def __init__(self, specs: Mapping[str, PipelineSpec]) -> None:
-        self._specs = dict(specs)
-        self._built: dict[str, Pipeline] = {}
-
-    def __getitem__(self, name: str) -> Pipeline:
-        if name not in self._built:
-            self._built[name] = build_pipeline(name, self._specs[name])
-        return self._built[name]
-
-    def __setitem__(self, name: str, pipeline: Pipeline) -> None:
-        """Replace a pipeline (SDK users composing their own strategies; tests)."""
-        self._built[name] = pipeline
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys([*self._specs, *self._built]))
-
-    def __len__(self) -> int:
-        return len(dict.fromkeys([*self._specs, *self._built]))
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._specs or name in self._built
+    def build(self, name: str, spec: PipelineSpec) -> Pipeline:
+        return build_pipeline(name, spec)
 
 
 class Orchestrator:

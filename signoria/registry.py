@@ -25,6 +25,7 @@ from signoria.errors import MissingExtraError, SignoriaError, UnknownNameError
 
 V = TypeVar("V")
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def install_hint(extra: str | None) -> str:
@@ -149,6 +150,50 @@ class Implementations(Registry[Lazy[T]]):
 
     def load(self, name: str) -> T:
         return self[name].load(self.what(name))
+
+
+class BuiltOnUse(Mapping[str, V], Generic[S, V]):
+    """name -> an object built from its spec the first time it is asked for.
+
+    The expert pool and an orchestrator's pipelines are both this: configured by name,
+    built only when used (so what is never used never imports its packages), and open to
+    objects added ready-built (SDK users, tests).
+    """
+
+    def __init__(self, specs: Mapping[str, S]) -> None:
+        self._specs = dict(specs)
+        self._built: dict[str, V] = {}
+
+    def build(self, name: str, spec: S) -> V:
+        raise NotImplementedError
+
+    def missing(self, name: str) -> Exception:
+        return KeyError(name)
+
+    def __getitem__(self, name: str) -> V:
+        if name not in self._built:
+            if name not in self._specs:
+                raise self.missing(name)
+            self._built[name] = self.build(name, self._specs[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, value: V) -> None:
+        """Serve `value` as `name` from now on, built or configured before or not."""
+        self._built[name] = value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._specs, *self._built]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._specs, *self._built]))
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default relies on KeyError, which `missing` may turn into another error.
+        return name in self._specs or name in self._built
+
+    def built(self) -> list[V]:
+        """What has been built (or added) so far, e.g. to close it."""
+        return list(self._built.values())
 
 
 class StrategySpec(BaseModel):
