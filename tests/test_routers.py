@@ -231,3 +231,20 @@ def test_route_cli_passes_options_to_the_router(tmp_path: Path) -> None:
     saved = json.loads((out / "routers" / "graph" / "graph_router.json").read_text())
     assert saved["config"]["anchor_margin"] == 0.2 and saved["config"]["epochs"] == 3
     assert saved["anchor"] in json.loads((out / "config.json").read_text())["models"]
+
+
+def test_a_broken_artifact_manifest_is_one_clear_error(tmp_path: Path) -> None:
+    from signoria.routers.artifact import ArtifactError, read_manifest
+
+    with pytest.raises(ArtifactError, match="is not a router artifact"):
+        read_manifest(tmp_path)
+    manifest = tmp_path / "config.json"
+    manifest.write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        read_manifest(tmp_path)
+    manifest.write_text('{"format": 2}')
+    with pytest.raises(ArtifactError, match="artifact format 2 not supported"):
+        read_manifest(tmp_path)
+    manifest.write_text('{"format": 1, "router": "mlp"}')
+    with pytest.raises(ArtifactError, match=r"config.json: baselines: Field required \(and"):
+        read_manifest(tmp_path)
