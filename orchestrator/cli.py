@@ -254,6 +254,80 @@ def route_list(as_json: JsonOption = False) -> None:
             print(f"{kind:<10} {name}{needs}")
 
 
+cascade_app = _group("Answer-aware cascades: cheap experts first, escalate on doubt.")
+route_app.add_typer(cascade_app, name="cascade")
+
+
+@cascade_app.command("train")
+def cascade_train(
+    train: Annotated[Path, typer.Option(help="Outcome table with recorded responses (JSONL).")],
+    models: Annotated[Path, typer.Option(help="Models file (JSON): descriptions, prices.")],
+    out: Annotated[Path, typer.Option(help="Cascade file (JSON) to write.")],
+    chain: Annotated[
+        str | None, typer.Option(help="Stages 'a,b;c' (default: searched on validation).")
+    ] = None,
+    value_usd: Annotated[
+        float | None, typer.Option(min=0.0, help="Worth of one more right answer (the knob).")
+    ] = None,
+    cost_ratio: Annotated[
+        float | None,
+        typer.Option(help="Search: best quality within this share of best-single cost."),
+    ] = None,
+    quality_ratio: Annotated[
+        float | None,
+        typer.Option(help="Search: cheapest point reaching this share of its quality."),
+    ] = None,
+    validation: Annotated[
+        float, typer.Option(min=0.05, max=0.9, help="Share of the table held out for the search.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    option: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE: final=vote, regularisation=0.5, prior=2.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit a cascade; what is not given is chosen on a validation split of --train."""
+    from signoria.routers.cascade.commands import train_command
+    from signoria.routers.commands import parse_options
+
+    report = train_command(
+        train=train,
+        models=models,
+        out=out,
+        chain=chain,
+        value_usd=value_usd,
+        cost_ratio=cost_ratio,
+        quality_ratio=quality_ratio,
+        validation=validation,
+        seed=seed,
+        options=parse_options(option or []),
+    )
+    print(json.dumps(report) if as_json else json.dumps(report, indent=1))
+
+
+@cascade_app.command("eval")
+def cascade_eval(
+    cascade: Annotated[Path, typer.Option(help="Cascade file from `route cascade train`.")],
+    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL).")],
+    models: Annotated[Path, typer.Option(help="Models file (JSON).")],
+    sweep: Annotated[bool, typer.Option("--sweep", help="The whole cost-quality curve.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Curve and baselines (PNG).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The cascade beside every single model and the oracle on held-out rows."""
+    from signoria.routers.cascade.commands import eval_command
+
+    result = eval_command(cascade=cascade, test=test, models=models, with_sweep=sweep, plot=plot)
+    if as_json:
+        print(json.dumps(result))
+        return
+    cost = "null" if result["cost"] is None else f"{result['cost']:.4f}"
+    print(f"{result['router']} on {result['n']} rows: quality {result['quality']:.4f}, cost {cost}")
+    for name, point in result["baselines"].items():
+        cost = "null" if point["cost"] is None else f"{point['cost']:.4f}"
+        print(f"  {name:<40} quality {point['quality']:.4f}  cost {cost}")
+
+
 # The eval commands import `evals` lazily: the one import against the layer direction.
 
 

@@ -84,16 +84,20 @@ class Sweepable(Protocol):
 
     sweep_param: ClassVar[str]
 
-    def sweep_values(self, ctx: RouterContext) -> Sequence[float]:
+    def sweep_values(self, ctx: RouterContext | None) -> Sequence[float]:
         """The knob's values to sweep, cheapest setting first."""
         ...
 
-    def outcome_at(self, value: float, table: RoutingTable, ctx: RouterContext) -> PolicyOutcome:
+    def outcome_at(
+        self, value: float, table: RoutingTable, ctx: RouterContext | None
+    ) -> PolicyOutcome:
         """What the policy does on `table` with its knob at `value`."""
         ...
 
 
-def sweep(policy: Sweepable, table: RoutingTable, ctx: RouterContext) -> list[CurvePoint]:
+def sweep(
+    policy: Sweepable, table: RoutingTable, ctx: RouterContext | None = None
+) -> list[CurvePoint]:
     return [
         CurvePoint.of(v, policy.outcome_at(v, table, ctx), table.models)
         for v in policy.sweep_values(ctx)

@@ -1,0 +1,202 @@
+"""`signoria route cascade train|eval`: fit an answer-aware cascade on an outcome table,
+choosing its chain and knob on a validation split of it; evaluate it, as a point or as a
+whole cost-quality curve, on held-out rows beside every single model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from signoria.errors import UsageError
+from signoria.registry import validation_problem
+from signoria.routers.cascade.policy import AnswerCascade, CascadeSettings
+from signoria.routers.cascade.search import Target, best_single, choose, single_point
+from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.policy import CurvePoint, PolicyOutcome, curve_summary, sweep
+
+
+VALIDATION_SALT = 7919
+
+
+def parse_chain(text: str) -> tuple[tuple[str, ...], ...]:
+    """`a,b;c` -> ((a, b), (c,)): stages split by `;`, models of a stage by `,`."""
+    return tuple(
+        tuple(m.strip() for m in stage.split(",") if m.strip()) for stage in text.split(";")
+    )
+
+
+def settings_from(options: dict[str, Any]) -> CascadeSettings:
+    try:
+        return CascadeSettings.model_validate(options)
+    except ValidationError as exc:
+        where, message = validation_problem(exc)
+        raise UsageError(f"--option {where or 'chain'}: {message}") from None
+
+
+def train_cascade(
+    table: RoutingTable,
+    *,
+    chain: str | None,
+    value_usd: float | None,
+    target: Target | None,
+    validation: float,
+    seed: int,
+    options: dict[str, Any],
+) -> tuple[AnswerCascade, dict[str, Any]]:
+    """Fit on all of `table`; what is not given (chain, value) is chosen on a validation
+    split of `table` itself (by a hash of seed and row id), never on other rows."""
+    report: dict[str, Any] = {"rows": len(table)}
+    if chain is None or value_usd is None:
+        # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
+        # hash every row to the same side again and leave no validation rows.
+        fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
+        if len(val_rows) == 0 or len(fit_rows) == 0:
+            raise UsageError(
+                "the table is too small for a validation split; give --chain and --value-usd"
+            )
+        # Options are checked against a placeholder chain until the search picks one.
+        placeholder = parse_chain(chain) if chain else (("?",), ("?",))
+        base = settings_from({**options, "chain": placeholder})
+        chains = [base.chain] if chain else None
+        choice = choose(fit_rows, val_rows, target or Target(cost_ratio=0.5), chains, base)
+        chain_value, value = (
+            choice.chain,
+            choice.validation.param if value_usd is None else value_usd,
+        )
+        report["validation"] = {
+            "rows": len(val_rows),
+            "chains_tried": choice.tried,
+            "point": choice.validation.as_json(),
+            "best_single": choice.reference.as_json(),
+        }
+    else:
+        chain_value, value = parse_chain(chain), value_usd
+    settings = settings_from({**options, "chain": chain_value, "value_usd": value})
+    cascade = AnswerCascade.fit(table, settings)
+    report["settings"] = settings.model_dump(mode="json")
+    return cascade, report
+
+
+def evaluate_cascade(
+    cascade: AnswerCascade, test: RoutingTable, with_sweep: bool
+) -> dict[str, Any]:
+    """The cascade at its trained knob (and, with `with_sweep`, its whole curve) beside
+    every single model, the cheapest and the oracle, on `test`."""
+    models = test.models
+    outcome = cascade.outcome(test)
+    singles = {m: single_point(test, j).as_json() for j, m in enumerate(models)}
+    oracle = _oracle(test)
+    reference = single_point(test, best_single(test))
+    result: dict[str, Any] = {
+        "router": cascade.name,
+        "n": len(test),
+        "chain": [list(stage) for stage in cascade.settings.chain],
+        "value_usd": cascade.settings.value_usd,
+        **CurvePoint.of(cascade.settings.value_usd, outcome, models).as_json(),
+        "baselines": {**singles, "oracle": CurvePoint.of(0.0, oracle, models).as_json()},
+        "best_single": models[best_single(test)],
+        "cost_estimated": test.cost_estimated,
+    }
+    if with_sweep:
+        curve = sweep(cascade, test, None)
+        result["curve"] = [p.as_json() for p in curve]
+        result["summary"] = curve_summary(curve, reference)
+    return result
+
+
+def _oracle(table: RoutingTable) -> PolicyOutcome:
+    """The cheapest model with the best score of each row: the upper bound of one call."""
+    best = table.scores.max(axis=1, keepdims=True)
+    cost = np.where(table.scores == best, np.nan_to_num(table.costs, nan=np.inf), np.inf)
+    return PolicyOutcome.one_call(table, np.argmin(cost, axis=1))
+
+
+def train_command(
+    *,
+    train: Path,
+    models: Path,
+    out: Path,
+    chain: str | None,
+    value_usd: float | None,
+    cost_ratio: float | None,
+    quality_ratio: float | None,
+    validation: float,
+    seed: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    target = None
+    if cost_ratio is not None or quality_ratio is not None:
+        try:
+            target = Target(cost_ratio=cost_ratio, quality_ratio=quality_ratio)
+        except ValidationError:
+            raise UsageError("give one of --cost-ratio and --quality-ratio, not both") from None
+    table = load_table(train, load_models(models))
+    cascade, report = train_cascade(
+        table,
+        chain=chain,
+        value_usd=value_usd,
+        target=target,
+        validation=validation,
+        seed=seed,
+        options=options,
+    )
+    cascade.save(out)
+    return {"out": str(out), **report}
+
+
+def eval_command(
+    *, cascade: Path, test: Path, models: Path, with_sweep: bool, plot: Path | None
+) -> dict[str, Any]:
+    policy = AnswerCascade.load(cascade)
+    table = load_table(test, load_models(models))
+    result = evaluate_cascade(policy, table, with_sweep or plot is not None)
+    if plot is not None:
+        plot_curves(
+            {policy.name: result.get("curve", [])}, result["baselines"], plot, f"n={len(table)}"
+        )
+    return result
+
+
+def plot_curves(
+    curves: dict[str, list[dict[str, Any]]],
+    baselines: dict[str, dict[str, Any]],
+    path: Path,
+    title: str,
+) -> None:
+    """Every curve as a line and every baseline as a point on the cost-quality plane."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, points in curves.items():
+        priced = sorted((p for p in points if p["cost"] is not None), key=lambda p: p["cost"])
+        ax.plot([p["cost"] for p in priced], [p["quality"] for p in priced], marker=".", label=name)
+    for name, point in baselines.items():
+        if point["cost"] is None:
+            continue
+        ax.scatter(point["cost"], point["quality"], s=25, color="grey")
+        ax.annotate(
+            name.split("/")[-1][:18],
+            (point["cost"], point["quality"]),
+            fontsize=6,
+            xytext=(3, 2),
+            textcoords="offset points",
+        )
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("total cost, USD")
+    ax.set_ylabel("quality (mean score)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result)

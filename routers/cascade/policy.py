@@ -1,0 +1,377 @@
+"""The learned answer-aware cascade: when to stop, when to pay for a stronger expert.
+
+A chain is a list of stages, cheap to strong; a stage is one or more models asked
+together. After stage k, logistic scorers (one per later stage j, fitted on training
+rows) predict from the answers so far the chance that the answer at stage j is right:
+P[k, k] is the chance that stopping now is right. The cascade escalates when some later
+stage is worth its price:
+
+    max over j > k of  value_usd * (P[k, j] - P[k, k]) - expected cost of stages k+1..j  > 0
+
+`value_usd` is what one more correct answer is worth to the user: the single knob, swept
+from "never pay" to "always pay" for the cost-quality curve. Expected stage costs are the
+mean recorded costs per answer kind on the training rows. The answer at a stage is the
+weighted vote of the answers so far; at the last stage, by default, the strongest
+model's own answer (`final: last`): on the tables we checked, the strong model is right
+more often than any consensus of cheaper ones that contradicts it.
+
+Everything is stored as plain numbers in one JSON file (no pickles), so an artifact is
+readable and loads without scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from signoria.orchestrator.answers import AnswerKind
+from signoria.routers.cascade.features import KINDS, Answer, Vote, answer_kind, log_odds
+from signoria.routers.cascade.features import stage_features as features_of
+from signoria.routers.data import RoutingDataError, RoutingTable
+from signoria.routers.policy import PolicyOutcome
+from signoria.routers.trainable import RouterContext
+
+FORMAT = "signoria.answer-cascade/1"
+
+
+class CascadeSettings(BaseModel):
+    """What a cascade is trained with; every field is settable from the CLI."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chain: tuple[tuple[str, ...], ...] = Field(min_length=2)
+    value_usd: float = Field(default=0.05, ge=0.0, description="worth of one more right answer")
+    final: Literal["last", "vote"] = "last"
+    regularisation: float = Field(default=1.0, gt=0.0, description="inverse L2 strength (C)")
+    prior: float = Field(default=1.0, gt=0.0, description="Laplace counts for model accuracy")
+
+    @field_validator("chain")
+    @classmethod
+    def _non_empty_stages(cls, chain: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        if any(not stage for stage in chain):
+            raise ValueError("every stage needs at least one model")
+        return chain
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(m for stage in self.chain for m in stage)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A fitted logistic regression kept as numbers."""
+
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(x) @ self.coef + self.intercept
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, regularisation: float) -> Scorer:
+        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3)) if y.size else 0.5
+        if y.size == 0 or y.min() == y.max():  # one class: a constant is all there is
+            return cls(coef=np.zeros(x.shape[1]), intercept=float(np.log(rate / (1 - rate))))
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=regularisation, max_iter=2000).fit(x, y)
+        return cls(coef=model.coef_[0].astype(float), intercept=float(model.intercept_[0]))
+
+
+class Step(BaseModel):
+    """One decision of a cascade, as the trace shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: int
+    models: tuple[str, ...]
+    score: float  # predicted chance that stopping here is right
+    gain: float  # best predicted gain of a later stage
+    extra_cost: float | None  # expected USD of the stages that gain needs
+    accept: bool
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A table seen through a cascade: per stage, the features, votes and scores."""
+
+    kinds: list[AnswerKind]
+    answers: list[list[list[Answer]]]  # [row][stage] -> the answers so far
+    votes: list[list[Vote]]  # [row][stage]
+    probability: dict[tuple[int, int], np.ndarray]  # (k, j) -> [n]
+
+
+class AnswerCascade:
+    name: ClassVar[str] = "answer-cascade"
+    sweep_param: ClassVar[str] = "value_usd"
+
+    def __init__(
+        self,
+        settings: CascadeSettings,
+        weights: dict[str, dict[str, float]],
+        scorers: dict[tuple[int, int], Scorer],
+        stage_cost: dict[str, list[float]],
+    ) -> None:
+        self.settings = settings
+        self.weights = weights
+        self.scorers = scorers
+        self.stage_cost = stage_cost
+
+    # -- training ------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, table: RoutingTable, settings: CascadeSettings) -> AnswerCascade:
+        missing = [m for m in settings.models if m not in table.models]
+        if missing:
+            raise RoutingDataError(f"the chain names models the table lacks: {missing}")
+        kinds = [answer_kind(q) for q in table.queries]
+        weights = _weights(table, kinds, settings.prior)
+        stage_cost = _stage_costs(table, kinds, settings.chain)
+        cascade = cls(settings, weights, {}, stage_cost)
+        answers = [cascade._answers(table, i, kinds[i]) for i in range(len(table))]
+        last = len(settings.chain) - 1
+        for k in range(last):
+            x = np.stack(
+                [cascade._features(a[k], kind)[0] for a, kind in zip(answers, kinds, strict=True)]
+            )
+            for j in range(k, last + 1):
+                y = np.array(
+                    [
+                        cascade._score(table, i, answers[i][j], kinds[i], j)
+                        for i in range(len(table))
+                    ]
+                )
+                cascade.scorers[(k, j)] = Scorer.fit(
+                    x, (y >= 0.5).astype(int), settings.regularisation
+                )
+        return cascade
+
+    def with_value(self, value_usd: float) -> AnswerCascade:
+        settings = self.settings.model_copy(update={"value_usd": value_usd})
+        return AnswerCascade(settings, self.weights, self.scorers, self.stage_cost)
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _features(self, answers: Sequence[Answer], kind: AnswerKind) -> tuple[np.ndarray, Vote]:
+        return features_of(answers, kind, self.weights.get(kind) or self.weights["all"])
+
+    def answer_index(self, answers: Sequence[Answer], vote: Vote, stage: int) -> int:
+        """Which answer the cascade returns after `stage`."""
+        if stage == len(self.settings.chain) - 1 and self.settings.final == "last":
+            return len(answers) - 1
+        return vote.first if vote.first is not None else len(answers) - 1
+
+    def decide(
+        self, stage: int, probabilities: Sequence[float], kind: AnswerKind
+    ) -> tuple[bool, float, float | None]:
+        """(accept, best gain, its expected extra cost) from P[stage, j] for j >= stage."""
+        last = len(self.settings.chain) - 1
+        if stage >= last:
+            return True, 0.0, None
+        costs = self.stage_cost.get(kind) or self.stage_cost["all"]
+        now = probabilities[0]
+        options = [
+            (
+                self.settings.value_usd * (p - now) - float(sum(costs[stage + 1 : stage + i + 1])),
+                p - now,
+                float(sum(costs[stage + 1 : stage + i + 1])),
+            )
+            for i, p in enumerate(probabilities[1:], start=1)
+        ]
+        worth, gain, extra = max(options, key=lambda option: option[0])
+        return worth <= 0.0, gain, extra
+
+    def step(self, stage: int, answers: Sequence[Answer], kind: AnswerKind) -> Step:
+        """The live decision after `stage` (answers in chain order, all stages so far)."""
+        x, vote = self._features(answers, kind)
+        last = len(self.settings.chain) - 1
+        if stage >= last:
+            index = self.answer_index(answers, vote, stage)
+            return Step(
+                stage=stage,
+                models=self.settings.chain[stage],
+                score=1.0,
+                gain=0.0,
+                extra_cost=None,
+                accept=True,
+                answer=answers[index].value,
+            )
+        probabilities = [
+            float(self.scorers[(stage, j)].probability(x)[0]) for j in range(stage, last + 1)
+        ]
+        accept, gain, extra = self.decide(stage, probabilities, kind)
+        return Step(
+            stage=stage,
+            models=self.settings.chain[stage],
+            score=probabilities[0],
+            gain=gain,
+            extra_cost=extra,
+            accept=accept,
+            answer=answers[self.answer_index(answers, vote, stage)].value,
+        )
+
+    # -- offline ----------------------------------------------------------------------------
+
+    def _answers(self, table: RoutingTable, i: int, kind: AnswerKind) -> list[list[Answer]]:
+        row = table.rows[i]
+        so_far: list[Answer] = []
+        per_stage: list[list[Answer]] = []
+        for stage in self.settings.chain:
+            for model in stage:
+                response = row.outcomes[model].response
+                if response is None:
+                    raise RoutingDataError(
+                        f"row {row.id}: no recorded response of {model}: an answer-aware "
+                        "cascade learns from the answers, so the table must record them"
+                    )
+                so_far.append(Answer.of(model, response, kind, row.query))
+            per_stage.append(list(so_far))
+        return per_stage
+
+    def _score(
+        self, table: RoutingTable, i: int, answers: Sequence[Answer], kind: AnswerKind, stage: int
+    ) -> float:
+        _, vote = self._features(answers, kind)
+        model = answers[self.answer_index(answers, vote, stage)].model
+        return float(table.scores[i, table.models.index(model)])
+
+    def prepare(self, table: RoutingTable) -> Prepared:
+        kinds = [answer_kind(q) for q in table.queries]
+        answers = [self._answers(table, i, kinds[i]) for i in range(len(table))]
+        last = len(self.settings.chain) - 1
+        votes: list[list[Vote]] = [[] for _ in answers]
+        probability: dict[tuple[int, int], np.ndarray] = {}
+        for k in range(last + 1):
+            pairs = [self._features(a[k], kind) for a, kind in zip(answers, kinds, strict=True)]
+            for i, (_, vote) in enumerate(pairs):
+                votes[i].append(vote)
+            if k < last and pairs:
+                x = np.stack([p[0] for p in pairs])
+                for j in range(k, last + 1):
+                    probability[(k, j)] = self.scorers[(k, j)].probability(x)
+        return Prepared(kinds=kinds, answers=answers, votes=votes, probability=probability)
+
+    def outcome(self, table: RoutingTable, prepared: Prepared | None = None) -> PolicyOutcome:
+        """What the cascade does on each row: the score of its answer, the recorded cost
+        of every call it made, and the calls per model."""
+        prepared = prepared or self.prepare(table)
+        last = len(self.settings.chain) - 1
+        score = np.zeros(len(table))
+        cost = np.zeros(len(table))
+        calls = np.zeros((len(table), len(table.models)))
+        for i in range(len(table)):
+            for k, stage in enumerate(self.settings.chain):
+                columns = [table.models.index(m) for m in stage]
+                cost[i] += table.costs[i, columns].sum()
+                calls[i, columns] += 1.0
+                if k < last:
+                    p = [float(prepared.probability[(k, j)][i]) for j in range(k, last + 1)]
+                    if not self.decide(k, p, prepared.kinds[i])[0]:
+                        continue
+                answers = prepared.answers[i][k]
+                model = answers[self.answer_index(answers, prepared.votes[i][k], k)].model
+                score[i] = table.scores[i, table.models.index(model)]
+                break
+        return PolicyOutcome(score=score, cost=cost, calls=calls)
+
+    # -- Sweepable ----------------------------------------------------------------------------
+
+    def sweep_values(self, ctx: RouterContext | None = None) -> Sequence[float]:
+        """From never escalating to always escalating, on a log scale of USD per answer."""
+        return [0.0, *np.geomspace(1e-4, 100.0, 97).tolist(), 1e9]
+
+    def outcome_at(
+        self, value: float, table: RoutingTable, ctx: RouterContext | None = None
+    ) -> PolicyOutcome:
+        return self.with_value(value).outcome(table, self._prepared(table))
+
+    def _prepared(self, table: RoutingTable) -> Prepared:
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] is not table:
+            self._cache = (table, self.prepare(table))
+        return self._cache[1]
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "settings": self.settings.model_dump(mode="json"),
+            "weights": self.weights,
+            "stage_cost": self.stage_cost,
+            "scorers": [
+                {"from": k, "to": j, "coef": s.coef.tolist(), "intercept": s.intercept}
+                for (k, j), s in sorted(self.scorers.items())
+            ],
+        }
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> AnswerCascade:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RoutingDataError(f"cascade file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise RoutingDataError(f"{path}: not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise RoutingDataError(f"{path}: not a cascade file (format {FORMAT})")
+        try:
+            settings = CascadeSettings.model_validate(raw["settings"])
+            scorers = {
+                (int(s["from"]), int(s["to"])): Scorer(
+                    np.asarray(s["coef"], dtype=float), float(s["intercept"])
+                )
+                for s in raw["scorers"]
+            }
+            weights = {
+                str(k): {str(m): float(w) for m, w in v.items()} for k, v in raw["weights"].items()
+            }
+            stage_cost = {str(k): [float(c) for c in v] for k, v in raw["stage_cost"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RoutingDataError(f"{path}: malformed cascade file ({exc})") from None
+        return cls(settings, weights, scorers, stage_cost)
+
+
+def _weights(
+    table: RoutingTable, kinds: Sequence[str], prior: float
+) -> dict[str, dict[str, float]]:
+    """Per answer kind and model: the log-odds of the model's training accuracy."""
+    out: dict[str, dict[str, float]] = {}
+    kind_of = np.array(kinds)
+    for kind in (*KINDS, "all"):
+        rows = np.ones(len(table), bool) if kind == "all" else kind_of == kind
+        if not rows.any():
+            continue
+        right = (table.scores[rows] >= 0.5).sum(axis=0)
+        accuracy = (right + prior) / (rows.sum() + 2 * prior)
+        out[kind] = {m: log_odds(float(a)) for m, a in zip(table.models, accuracy, strict=True)}
+    return out
+
+
+def _stage_costs(
+    table: RoutingTable, kinds: Sequence[str], chain: tuple[tuple[str, ...], ...]
+) -> dict[str, list[float]]:
+    kind_of = np.array(kinds)
+    costs = np.nan_to_num(table.costs, nan=0.0)
+    out: dict[str, list[float]] = {}
+    for kind in (*KINDS, "all"):
+        rows = np.ones(len(table), bool) if kind == "all" else kind_of == kind
+        if rows.any():
+            out[kind] = [
+                float(costs[rows][:, [table.models.index(m) for m in stage]].sum(axis=1).mean())
+                for stage in chain
+            ]
+    return out
