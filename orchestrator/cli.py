@@ -287,7 +287,7 @@ def cascade_train(
     as_json: JsonOption = False,
 ) -> None:
     """Fit a cascade; what is not given is chosen on a validation split of --train."""
-    from signoria.routers.cascade.commands import train_command
+    from signoria.orchestrator.cascade.commands import train_command
     from signoria.routers.commands import parse_options
 
     report = train_command(
@@ -315,7 +315,7 @@ def cascade_eval(
     as_json: JsonOption = False,
 ) -> None:
     """The cascade beside every single model and the oracle on held-out rows."""
-    from signoria.routers.cascade.commands import eval_command
+    from signoria.orchestrator.cascade.commands import eval_command
 
     result = eval_command(cascade=cascade, test=test, models=models, with_sweep=sweep, plot=plot)
     if as_json:

@@ -145,6 +145,7 @@ class Pipeline:
             pool=runner.pool,
             routing=request.decision.model_copy(update={"assignments": request.assignments}),
             messages=tuple(request.messages),
+            ask=lambda name, msgs, params, slot: runner.call(name, msgs, params, slot=slot),
         )
         aggregate = await self.aggregator.aggregate(request.query, completions, ctx)
         result = AskResult(

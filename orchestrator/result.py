@@ -32,6 +32,20 @@ class ExpertCall(BaseModel):
     text: str = ""
 
 
+class CascadeStep(BaseModel):
+    """One decision of a cascade, as the trace shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: int
+    models: tuple[str, ...]
+    score: float  # predicted chance that stopping here is right
+    gain: float  # best predicted gain of a later stage
+    extra_cost: float | None  # expected USD of the stages that gain needs
+    accept: bool
+    answer: str | None = None
+
+
 class Aggregate(BaseModel):
     """What an aggregator made of the completions."""
 
@@ -46,6 +60,8 @@ class Aggregate(BaseModel):
     flagged: tuple[int, ...] = ()
     rounds: int = 1
     error: str | None = None
+    # An answer-aware cascade's decision after each stage it ran.
+    steps: tuple[CascadeStep, ...] = ()
 
 
 class AskResult(BaseModel):

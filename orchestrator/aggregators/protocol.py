@@ -11,6 +11,9 @@ from signoria.orchestrator.result import Aggregate
 from signoria.routers.protocol import RoutingDecision
 
 CallExpert = Callable[[str, list[Message], GenerationParams], Awaitable[Completion]]
+# An expert call of the request itself (role "expert", its own slot): how a cascade asks
+# its next stage, so that those answers are recorded exactly like the first stage's.
+AskExpert = Callable[[str, list[Message], GenerationParams, int], Awaitable[Completion]]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class AggregationContext:
     # `routing.assignments[i].expert` and `routing.scores` are there for weighted votes.
     routing: RoutingDecision | None = None
     messages: tuple[Message, ...] = ()
+    ask: AskExpert | None = None
 
     def card(self, name: str) -> ModelCard:
         """A model's card (context length, prices), e.g. to fit a prompt to its context."""

@@ -34,3 +34,5 @@ _register("cluster-inform", "cluster_inform:ClusterInformParams", "cluster_infor
 _register("guard", "guard:GuardParams", "guard:Guard")
 # Universal self-consistency: an LLM picks the most consistent answer, word for word.
 _register("usc", "usc:USCParams", "usc:UniversalSelfConsistency")
+# An answer-aware cascade: asks the next stage of its chain until its scorer accepts.
+_register("cascade", "cascade:CascadeParams", "cascade:AnswerAwareCascade")

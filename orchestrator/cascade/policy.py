@@ -31,8 +31,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from signoria.orchestrator.answers import AnswerKind
-from signoria.routers.cascade.features import KINDS, Answer, Vote, answer_kind, log_odds
-from signoria.routers.cascade.features import stage_features as features_of
+from signoria.orchestrator.cascade.features import KINDS, Answer, Vote, answer_kind, log_odds
+from signoria.orchestrator.cascade.features import stage_features as features_of
+from signoria.orchestrator.result import CascadeStep
 from signoria.routers.data import RoutingDataError, RoutingTable
 from signoria.routers.policy import PolicyOutcome
 from signoria.routers.trainable import RouterContext
@@ -84,20 +85,6 @@ class Scorer:
 
         model = LogisticRegression(C=regularisation, max_iter=2000).fit(x, y)
         return cls(coef=model.coef_[0].astype(float), intercept=float(model.intercept_[0]))
-
-
-class Step(BaseModel):
-    """One decision of a cascade, as the trace shows it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    stage: int
-    models: tuple[str, ...]
-    score: float  # predicted chance that stopping here is right
-    gain: float  # best predicted gain of a later stage
-    extra_cost: float | None  # expected USD of the stages that gain needs
-    accept: bool
-    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +151,10 @@ class AnswerCascade:
     def _features(self, answers: Sequence[Answer], kind: AnswerKind) -> tuple[np.ndarray, Vote]:
         return features_of(answers, kind, self.weights.get(kind) or self.weights["all"])
 
+    def chosen(self, answers: Sequence[Answer], kind: AnswerKind, stage: int) -> int:
+        """Index of the answer the cascade returns when it stops after `stage`."""
+        return self.answer_index(answers, self._features(answers, kind)[1], stage)
+
     def answer_index(self, answers: Sequence[Answer], vote: Vote, stage: int) -> int:
         """Which answer the cascade returns after `stage`."""
         if stage == len(self.settings.chain) - 1 and self.settings.final == "last":
@@ -190,13 +181,13 @@ class AnswerCascade:
         worth, gain, extra = max(options, key=lambda option: option[0])
         return worth <= 0.0, gain, extra
 
-    def step(self, stage: int, answers: Sequence[Answer], kind: AnswerKind) -> Step:
+    def step(self, stage: int, answers: Sequence[Answer], kind: AnswerKind) -> CascadeStep:
         """The live decision after `stage` (answers in chain order, all stages so far)."""
         x, vote = self._features(answers, kind)
         last = len(self.settings.chain) - 1
         if stage >= last:
             index = self.answer_index(answers, vote, stage)
-            return Step(
+            return CascadeStep(
                 stage=stage,
                 models=self.settings.chain[stage],
                 score=1.0,
@@ -209,7 +200,7 @@ class AnswerCascade:
             float(self.scorers[(stage, j)].probability(x)[0]) for j in range(stage, last + 1)
         ]
         accept, gain, extra = self.decide(stage, probabilities, kind)
-        return Step(
+        return CascadeStep(
             stage=stage,
             models=self.settings.chain[stage],
             score=probabilities[0],

@@ -12,12 +12,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from signoria.errors import UsageError
+from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
+from signoria.orchestrator.cascade.search import Target, best_single, choose, single_point
 from signoria.registry import validation_problem
-from signoria.routers.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.routers.cascade.search import Target, best_single, choose, single_point
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.policy import CurvePoint, PolicyOutcome, curve_summary, sweep
-
 
 VALIDATION_SALT = 7919
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from signoria.routers.cascade.policy import AnswerCascade, CascadeSettings
+from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.routers.data import RoutingTable
 from signoria.routers.policy import CurvePoint, PolicyOutcome, sweep
 

@@ -1,0 +1,112 @@
+"""The live answer-aware cascade: stop when the answers so far are good enough, else ask
+the next stage.
+
+It is an aggregator because that is where a request's answers are read: the router asks
+the chain's first stage (a `fixed` router naming exactly those experts), and after each
+stage this aggregator runs the trained cascade's scorer on the answers so far; when the
+scorer escalates, it asks the next stage through the request's own call runner (same
+budget, deadline, retries, breakers and trace, recorded as expert calls), and stops
+calling experts as soon as it accepts. The trace's `aggregation.steps` shows each stage's
+score, the gain it expected from going on, and the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from signoria.agents.types import Completion, GenerationParams
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    answered,
+    nothing_to_aggregate,
+)
+from signoria.orchestrator.answers import AnswerKind
+from signoria.orchestrator.cascade.features import Answer, answer_kind
+from signoria.orchestrator.cascade.policy import AnswerCascade
+from signoria.orchestrator.result import Aggregate, CascadeStep
+
+NAME = "cascade"
+
+
+class CascadeParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: Path = Field(description="cascade file written by `signoria route cascade train`")
+    value_usd: float | None = Field(
+        default=None, ge=0.0, description="override the trained knob: worth of a right answer"
+    )
+    answer: AnswerKind = "auto"
+
+    def model_refs(self) -> dict[str, str]:
+        """The chain's models, so that the config check names one the pool lacks."""
+        try:
+            chain = json.loads(self.file.read_text())["settings"]["chain"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}  # reported, with its cause, when the cascade is built
+        return {f"file.chain[{i}][{j}]": m for i, s in enumerate(chain) for j, m in enumerate(s)}
+
+
+class AnswerAwareCascade:
+    def __init__(self, params: CascadeParams) -> None:
+        self.params = params
+        policy = AnswerCascade.load(params.file)
+        self.policy = policy if params.value_usd is None else policy.with_value(params.value_usd)
+
+    async def aggregate(
+        self, query: str, completions: Sequence[Completion], ctx: AggregationContext
+    ) -> Aggregate:
+        chain = self.policy.settings.chain
+        asked = tuple(c.expert for c in completions)
+        if asked != chain[0]:
+            return Aggregate(
+                aggregator=NAME,
+                text="",
+                error=f"the router must ask the cascade's first stage {list(chain[0])}, "
+                f"it asked {list(asked)}",
+            )
+        kind = answer_kind(query) if self.params.answer == "auto" else self.params.answer
+        got = list(completions)
+        steps: list[CascadeStep] = []
+        for stage in range(len(chain)):
+            if stage > 0:
+                got += await self._ask(chain[stage], len(got), ctx)
+            step = self.policy.step(stage, self._answers(got, kind, query), kind)
+            steps.append(step)
+            if step.accept:
+                break
+        index = self.policy.chosen(self._answers(got, kind, query), kind, len(steps) - 1)
+        if not (got[index].ok and got[index].text.strip()):
+            # The chosen stage failed (budget, timeout): the first answer that exists.
+            ok = answered(got)
+            if not ok:
+                return nothing_to_aggregate(NAME, got).model_copy(update={"steps": tuple(steps)})
+            index = ok[0]
+        return Aggregate(
+            aggregator=NAME,
+            text=got[index].text,
+            chosen=(index,),
+            discarded=tuple(i for i in range(len(got)) if i != index),
+            rounds=len(steps),
+            steps=tuple(steps),
+        )
+
+    @staticmethod
+    def _answers(got: Sequence[Completion], kind: AnswerKind, query: str) -> list[Answer]:
+        return [Answer.of(c.expert, c.text if c.ok else "", kind, query) for c in got]
+
+    async def _ask(
+        self, models: Sequence[str], first_slot: int, ctx: AggregationContext
+    ) -> list[Completion]:
+        if ctx.ask is None:
+            raise RuntimeError("the cascade needs a pipeline that lets it ask experts")
+        params = GenerationParams(max_tokens=ctx.max_tokens, temperature=0.0)
+        calls = (
+            ctx.ask(model, list(ctx.messages), params, first_slot + i)
+            for i, model in enumerate(models)
+        )
+        return list(await asyncio.gather(*calls))
