@@ -36,6 +36,7 @@ from signoria.orchestrator.server.errors import (
     install_error_handlers,
     pipeline_error,
 )
+from signoria.orchestrator.server.feedback import add_feedback_route
 from signoria.orchestrator.server.recording import Recorder
 from signoria.orchestrator.server.requests import read_chat_request, request_limits, to_messages
 from signoria.orchestrator.server.responses import (
@@ -213,7 +214,10 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key_dependency(settings.api_keys))])
+    require_key = api_key_dependency(settings.api_keys)
+    # The same callable as an endpoint parameter is resolved once per request (FastAPI
+    # caches it), and hands the endpoint the caller's key fingerprint.
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
     async def run(
         completion_id: str,
@@ -221,6 +225,7 @@ def create_app(
         target: Target,
         messages: list[Message],
         limits: RequestLimits,
+        client: str | None,
     ) -> AskResult:
         stops = body.stops()
         query = next(m.content for m in reversed(messages) if m.role == "user")
@@ -249,7 +254,7 @@ def create_app(
             if error is not None:
                 served.failed += 1
             if recorder is not None:
-                await recorder.record(completion_id, query, result, error)
+                await recorder.record(completion_id, query, result, error, client)
 
     @v1.post(
         "/chat/completions",
@@ -266,7 +271,11 @@ def create_app(
             }
         },
     )
-    async def chat_completions(request: Request) -> Response:
+    # `client` is a default, not Annotated: a string annotation cannot name a closure's
+    # dependency (this module has postponed annotations).
+    async def chat_completions(
+        request: Request, client: str | None = Depends(require_key)
+    ) -> Response:
         """An OpenAI chat completion; with `stream: true`, server-sent chunk events that
         start once the pipeline has its answer."""
         body = await read_chat_request(request, settings)
@@ -275,7 +284,7 @@ def create_app(
         target = catalog.require(body.model)
         completion_id = new_completion_id()
         async with gate.slot():
-            result = await run(completion_id, body, target, messages, limits)
+            result = await run(completion_id, body, target, messages, limits, client)
         answer = result.answer
         headers = {"X-Request-Id": completion_id}
         if body.stream:
@@ -295,6 +304,14 @@ def create_app(
     @v1.get("/models/{model_id:path}", response_model=ModelObject, responses=_ERRORS)
     async def get_model(model_id: str) -> ModelObject:
         return catalog.model(model_id, catalog.require(model_id))
+
+    add_feedback_route(
+        v1,
+        lambda: None if recorder is None else recorder.store,
+        require_key,
+        settings.auth_required,
+        _ERRORS,
+    )
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:

@@ -25,6 +25,12 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+def key_fingerprint(key: str) -> str:
+    """What the store keeps of the key a request came with: a short digest that tells keys
+    apart (feedback is taken only from the key that asked) and cannot be used as one."""
+    return hashlib.sha256(b"signoria-client\0" + key.encode("utf-8")).hexdigest()[:32]
+
+
 def key_matches(given: str, digests: Sequence[bytes]) -> bool:
     """Compare against every key's digest without stopping at the first match.
 
@@ -40,20 +46,22 @@ def key_matches(given: str, digests: Sequence[bytes]) -> bool:
 
 def api_key_dependency(
     api_keys: Sequence[SecretStr],
-) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[None]]:
-    """A FastAPI dependency that enforces `api_keys`; with no keys it lets everything
-    through (the server refuses to start keyless on a non-loopback address)."""
+) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[str | None]]:
+    """A FastAPI dependency that enforces `api_keys` and returns the caller's
+    `key_fingerprint` (None when keys are off); with no keys it lets everything through
+    (the server refuses to start keyless on a non-loopback address)."""
     keys = [_digest(k.get_secret_value()) for k in api_keys]
 
     async def require_api_key(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
+    ) -> str | None:
         if not keys:
-            return
+            return None
         if credentials is None:
             raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         if not key_matches(credentials.credentials, keys):
             raise _unauthorized("invalid API key")
+        return key_fingerprint(credentials.credentials)
 
     return require_api_key
 

@@ -57,7 +57,12 @@ class Recorder:
         return cls(store, run_id, owns_store=owns)
 
     async def record(
-        self, request_id: str, query: str, result: AskResult | None, error: str | None
+        self,
+        request_id: str,
+        query: str,
+        result: AskResult | None,
+        error: str | None,
+        client: str | None = None,
     ) -> None:
         try:
             await asyncio.to_thread(
@@ -70,6 +75,7 @@ class Recorder:
                 error=error,
                 score=None,
                 extracted=None,
+                client=client,
             )
         except Exception:
             log.exception("could not record request %s in run %s", request_id, self.run_id)

@@ -58,6 +58,17 @@ class ScoreRecord(_Record):
     extracted: str | None
 
 
+class FeedbackRecord(_Record):
+    """A client's verdict on a served answer (see `storage/feedback.py`)."""
+
+    score: float | None
+    reference: str | None
+    comment: str | None
+    task: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class ItemRecord(_Record):
     item_key: str
     position: int | None
@@ -71,6 +82,8 @@ class ItemRecord(_Record):
     routing: tuple[RoutingRecord, ...]
     aggregations: tuple[AggregationRecord, ...]
     scores: tuple[ScoreRecord, ...]
+    pipeline: str | None = None
+    feedback: FeedbackRecord | None = None
 
 
 class RunRecord(_Record):

@@ -53,6 +53,10 @@ class Item(Base):
     cost: Mapped[float | None] = mapped_column(Float)
     latency_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The pipeline (or expert) that answered, and for served requests a fingerprint of the
+    # API key that asked (never the key): feedback on a request is only taken from its key.
+    pipeline: Mapped[str | None] = mapped_column(String(128))
+    client: Mapped[str | None] = mapped_column(String(64))
 
     run: Mapped[Run] = relationship(back_populates="items")
     calls: Mapped[list[ModelCall]] = relationship(
@@ -61,6 +65,7 @@ class Item(Base):
     routing: Mapped[list[RoutingRecord]] = relationship(cascade="all, delete-orphan")
     aggregations: Mapped[list[AggregationRecord]] = relationship(cascade="all, delete-orphan")
     scores: Mapped[list[Score]] = relationship(cascade="all, delete-orphan")
+    feedback: Mapped[Feedback | None] = relationship(cascade="all, delete-orphan")
 
 
 class RoutingRecord(Base):
@@ -132,6 +137,27 @@ class Score(Base):
     metric: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     extracted: Mapped[str | None] = mapped_column(Text)
+
+
+class Feedback(Base):
+    """What a client said about a served answer: a score or a reference answer.
+
+    At most one per item (unique `item_id`): feedback given again replaces the earlier,
+    so a client can correct itself and an export never has to choose between two.
+    """
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    score: Mapped[float | None] = mapped_column(Float)
+    reference: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    task: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RunMetric(Base):

@@ -21,8 +21,15 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from signoria.errors import SignoriaError
 from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.storage.feedback import FeedbackInput
+from signoria.orchestrator.storage.feedback import give_feedback as store_feedback
 from signoria.orchestrator.storage.migrations_api import upgrade
-from signoria.orchestrator.storage.records import ItemRecord, RunRecord, RunSummary
+from signoria.orchestrator.storage.records import (
+    FeedbackRecord,
+    ItemRecord,
+    RunRecord,
+    RunSummary,
+)
 from signoria.orchestrator.storage.schema import (
     AggregationInput,
     AggregationRecord,
@@ -227,13 +234,17 @@ class Store:
         extracted: str | None = None,
         metric: str = "accuracy",
         position: int | None = None,
+        client: str | None = None,
     ) -> bool:
-        """Store one item with its whole trace; `False` if the key was already stored."""
+        """Store one item with its whole trace; `False` if the key was already stored.
+        `client` is a fingerprint of the API key that asked, for served requests."""
         item = Item(
             run_id=run_id,
             item_key=item_key,
             position=position,
             query=query,
+            pipeline=None if result is None else result.pipeline,
+            client=client,
             reference=reference,
             answer=None if result is None or error else result.answer,
             error=error,
@@ -261,11 +272,37 @@ class Store:
                 selectinload(Item.scores),
                 selectinload(Item.routing),
                 selectinload(Item.aggregations).selectinload(AggregationRecord.inputs),
+                selectinload(Item.feedback),
             )
             .order_by(Item.position, Item.id)
         )
         with self.session() as s:
             return [ItemRecord.model_validate(item) for item in s.scalars(query)]
+
+    # Feedback
+
+    def give_feedback(
+        self,
+        request_id: str,
+        feedback: FeedbackInput,
+        *,
+        client: str | None = None,
+        enforce_client: bool = False,
+    ) -> FeedbackRecord:
+        """Store or replace (latest wins) the feedback on a served request; raises
+        `UnknownRequest` for an id no serve run holds (see `storage/feedback.py`)."""
+
+        def attempt() -> FeedbackRecord:
+            with self.session() as s:
+                return store_feedback(
+                    s, request_id, feedback, client=client, enforce_client=enforce_client
+                )
+
+        try:
+            return attempt()
+        except IntegrityError:
+            # Two first verdicts on one request raced: the loser now updates the winner's.
+            return attempt()
 
 
 def _attach_trace(item: Item, result: AskResult) -> None:
