@@ -27,7 +27,7 @@ from signoria.agents.pricing import format_usd
 from signoria.errors import SignoriaError
 from signoria.evals.datasets import load_items
 from signoria.evals.executors import ByExpertExecutor, Executor, RayExecutor
-from signoria.evals.export import export_outcomes, model_entries, models_file
+from signoria.evals.export import collect_rows, model_entries, models_file, write_rows
 from signoria.evals.report import compare_table, summarise, write_report
 from signoria.evals.runner import run_eval
 from signoria.orchestrator.result import AskResult
@@ -168,18 +168,39 @@ def compare_command(*, runs: list[str], db: str | None, as_json: bool) -> None:
 
 
 def export_command(
-    *, run: str, outcomes: Path, models: Path | None, config: Path | None, db: str | None
+    *,
+    run: str | list[str] | None,
+    outcomes: Path,
+    models: Path | None,
+    config: Path | None,
+    db: str | None,
+    traffic: bool = False,
 ) -> None:
+    """Write the outcome table of the given runs, and with `traffic` of every recorded
+    serve run (rows from feedback; requests without it are skipped and counted)."""
+    runs = [run] if isinstance(run, str) else list(run or [])
     store = Store.open(db)
     try:
-        rows = export_outcomes(store, run, outcomes)
+        if traffic:
+            runs += [r.id for r in store.runs(kind="serve") if r.id not in runs]
+        if not runs:
+            raise SignoriaError(
+                "no recorded server traffic in this database"
+                if traffic
+                else "no run to export: name a run, or give --traffic"
+            )
+        collected = collect_rows(store, runs)
     finally:
         store.close()
+    write_rows(collected.rows, outcomes)
     if models is not None:
         from signoria.orchestrator.config import load_config
 
         models_file(model_entries(load_config(config)), models)
-    out.print(f"{rows} rows written to {outcomes}" + (f", models to {models}" if models else ""))
+    written = f"{len(collected.rows)} rows written to {outcomes}"
+    out.print(written + (f", models to {models}" if models else ""), markup=False)
+    if collected.skipped:
+        err.print(collected.skipped_text(), markup=False)
 
 
 def runs_command(*, kind: str | None, db: str | None, as_json: bool) -> None:

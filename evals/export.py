@@ -1,7 +1,9 @@
 """Export a stored run as a routing-outcome table, the format routers train on.
 
 One line per item: each model's own answer (its first successful call for the item,
-before any aggregation) scored against the reference, with that call's cost.
+before any aggregation) scored against the reference, with that call's cost. A run of
+recorded server traffic (kind "serve") has no references: its rows come from the
+feedback clients gave (`evals/traffic.py`), and requests without any are skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from signoria.evals.datasets import EvalItem, answer_kind
 from signoria.evals.scoring import score
+from signoria.evals.traffic import TrafficRows
 from signoria.orchestrator.config import SignoriaConfig
 from signoria.orchestrator.storage import Store
 from signoria.orchestrator.storage.records import ItemRecord
@@ -42,19 +45,34 @@ def outcome_row(item: ItemRecord, benchmark: str | None) -> dict[str, Any]:
     }
 
 
-def export_outcomes(store: Store, run_id: str | Sequence[str], path: Path) -> int:
-    """Write the table of one run, or of several one after another (e.g. an MMLU and a
-    GSM8K run of the same pool); returns the number of rows (items with an answer)."""
-    run_ids = [run_id] if isinstance(run_id, str) else list(run_id)
-    rows = []
+def collect_rows(store: Store, run_ids: Sequence[str]) -> TrafficRows:
+    """The rows of each run, one after another; serve runs through their feedback."""
+    collected = TrafficRows()
     for one in run_ids:
         run = store.require_run(one)
-        rows += [outcome_row(item, run.benchmark) for item in store.items(one)]
-    rows = [row for row in rows if row["outcomes"]]
+        for item in store.items(one):
+            if run.kind == "serve":
+                collected.add(item)
+                continue
+            row = outcome_row(item, run.benchmark)
+            if row["outcomes"]:
+                collected.rows.append(row)
+    return collected
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
+
+
+def export_outcomes(store: Store, run_id: str | Sequence[str], path: Path) -> int:
+    """Write the table of one run, or of several one after another (e.g. an MMLU and a
+    GSM8K run of the same pool); returns the number of rows (items with an answer)."""
+    run_ids = [run_id] if isinstance(run_id, str) else list(run_id)
+    rows = collect_rows(store, run_ids).rows
+    write_rows(rows, path)
     return len(rows)
 
 

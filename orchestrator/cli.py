@@ -254,6 +254,41 @@ def route_list(as_json: JsonOption = False) -> None:
             print(f"{kind:<10} {name}{needs}")
 
 
+@route_app.command("retrain")
+def route_retrain(
+    router: Annotated[str, typer.Option(help="Trainable router to fit on the traffic.")],
+    deployed: Annotated[Path, typer.Option(help="The artifact in service (compared, replaced).")],
+    out: Annotated[Path, typer.Option(help="Where to write the new artifact.")],
+    db: DbOption = None,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.9, help="Share of requests held out (by id hash).")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the fit.")] = 0,
+    models: Annotated[
+        Path | None, typer.Option(help="Models file (default: the deployed artifact's).")
+    ] = None,
+    option: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the router.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compare only; never swap.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train on recorded traffic with feedback; swap in only if better on held-out traffic."""
+    from signoria.evals.retrain import print_report, retrain
+    from signoria.routers.commands import parse_options
+
+    report = retrain(
+        db=db,
+        router=router,
+        deployed=deployed,
+        out=out,
+        test_fraction=test_fraction,
+        seed=seed,
+        models=models,
+        options=parse_options(option or []),
+        dry_run=dry_run,
+    )
+    print_report(report, as_json=as_json)
+
+
 cascade_app = _group("Answer-aware cascades: cheap experts first, escalate on doubt.")
 route_app.add_typer(cascade_app, name="cascade")
 
@@ -402,16 +437,23 @@ def eval_compare(
 
 @eval_app.command("export")
 def eval_export(
-    run: Annotated[str, typer.Argument(help="Run id.")],
     outcomes: Annotated[Path, typer.Option(help="Routing-outcome table to write (JSONL).")],
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (eval or serve).")] = None,
+    traffic: Annotated[
+        bool, typer.Option("--traffic", help="Also every serve run: requests with feedback.")
+    ] = False,
     models: Annotated[Path | None, typer.Option(help="Also write the models file.")] = None,
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """Write the per-item, per-model outcome table that routers train on."""
+    """Write the per-item, per-model outcome table that routers train on.
+
+    Served requests become rows through their feedback; those without are skipped."""
     from signoria.evals.commands import export_command
 
-    export_command(run=run, outcomes=outcomes, models=models, config=config, db=db)
+    export_command(
+        run=runs, outcomes=outcomes, models=models, config=config, db=db, traffic=traffic
+    )
 
 
 @runs_app.command("list")
@@ -426,6 +468,34 @@ def runs_list(
     from signoria.evals.commands import runs_command
 
     runs_command(kind=kind, db=db, as_json=as_json)
+
+
+@app.command()
+def feedback(
+    request_id: Annotated[str, typer.Argument(help="A served request's id (the response id).")],
+    score: Annotated[float | None, typer.Option(help="How good its answer was, 0..1.")] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="The right answer: scores every expert answer.")
+    ] = None,
+    comment: Annotated[str | None, typer.Option(help="Free text, kept with it.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task label for training (default: the pipeline).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a recorded server request, or give its reference answer; latest wins."""
+    from signoria.evals.feedback import feedback_command
+
+    feedback_command(
+        request_id=request_id,
+        score=score,
+        reference=reference,
+        comment=comment,
+        task=task,
+        db=db,
+        as_json=as_json,
+    )
 
 
 @app.command()
