@@ -7,7 +7,6 @@ LLM-driven one is a real local model told which wrong answer to defend.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -21,6 +20,9 @@ from signoria.agents.types import (
     ModelCard,
     Usage,
 )
+from signoria.orchestrator.answers import option_letters
+
+__all__ = ["LLMAdversary", "ScriptedAdversary", "option_letters", "wrong_letter"]
 
 Style = Literal["persuasive", "subtle"]
 TargetOf = Callable[[str], str | None]
@@ -35,19 +37,6 @@ SUBTLE = (
     "Looking at the options one by one, most of them fail on a detail, while ({target}) is "
     "the only one consistent with the question. So the answer is ({target})."
 )
-
-
-_OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s", re.MULTILINE)
-
-
-def option_letters(query: str, default: str = "ABCD") -> str:
-    """The option letters a prompt offers ("A) ...", "B. ...", "(C) ..." line starts).
-
-    A lie must be one of the question's own options: "C" on a two-option Winogrande item is
-    no lie a reader would believe, and would understate what an adversary can do.
-    """
-    found = sorted(set(_OPTION_LINE.findall(query)))
-    return "".join(found) if len(found) >= 2 else default
 
 
 def wrong_letter(query: str, reference: str, options: str | None = None) -> str:

@@ -62,6 +62,19 @@ def normalise_text(text: str) -> str | None:
     return collapsed or None
 
 
+_OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s", re.MULTILINE)
+
+
+def option_letters(query: str, default: str = "ABCD") -> str:
+    """The option letters a prompt offers ("A) ...", "B. ...", "(C) ..." line starts).
+
+    What a lie must choose from (a "C" on a two-option item is no lie a reader would
+    believe) and what sets the chance level of a multiple-choice vote.
+    """
+    found = sorted(set(_OPTION_LINE.findall(query)))
+    return "".join(found) if len(found) >= 2 else default
+
+
 def infer_kind(query: str) -> AnswerKind:
     if len(_OPTIONS_IN_QUERY.findall(query)) >= 2:
         return "letter"

@@ -69,6 +69,18 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def split_point(row_id: str, seed: int = 0) -> float:
+    """A row's place in [0, 1) for splits and folds: a hash of (seed, id), so a row lands
+    on the same side every time, whatever else the table holds or the order it comes in."""
+    digest = hashlib.sha256(f"{seed}:{row_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_test_split(row_id: str, test_fraction: float, seed: int = 0) -> bool:
+    """Whether a row belongs to the test side of the (seed) split."""
+    return split_point(row_id, seed) < test_fraction
+
+
 @dataclass(frozen=True)
 class RoutingTable:
     """Rows that every listed model answered, with dense score and cost matrices."""
@@ -116,12 +128,8 @@ class RoutingTable:
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> tuple[RoutingTable, RoutingTable]:
         """Deterministic split by a hash of (seed, id): the same rows go to test every time."""
 
-        def is_test(row: Row) -> bool:
-            digest = hashlib.sha256(f"{seed}:{row.id}".encode()).digest()
-            return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
-
-        test = [i for i, r in enumerate(self.rows) if is_test(r)]
-        train = [i for i, r in enumerate(self.rows) if not is_test(r)]
+        test = [i for i, r in enumerate(self.rows) if in_test_split(r.id, test_fraction, seed)]
+        train = [i for i, r in enumerate(self.rows) if not in_test_split(r.id, test_fraction, seed)]
         return self.subset(train), self.subset(test)
 
 
