@@ -14,6 +14,7 @@ the deployed one on requests held out by id before it is swapped in.
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -38,9 +39,14 @@ TRAFFIC_TASKS = ("arc-challenge", "winogrande")
 pytestmark = pytest.mark.slow  # a real server, MiniLM embeddings, CLI subprocesses
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(line: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`signoria LINE` (split like a shell would), as a user runs it."""
     done = subprocess.run(
-        [SIGNORIA, *args], capture_output=True, text=True, env=server_env(None), cwd=ROOT
+        [SIGNORIA, *shlex.split(line)],
+        capture_output=True,
+        text=True,
+        env=server_env(None),
+        cwd=ROOT,
     )
     if check:
         assert done.returncode == 0, done.stderr
@@ -108,20 +114,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     rows, models, deployed_train = write_tables(root)
     deployed = root / "deployed"
     cli(
-        "route",
-        "train",
-        "--router",
-        "knn",
-        "--train",
-        str(deployed_train),
-        "--models",
-        str(models),
-        "--scenario",
-        "performance",
-        "--seed",
-        "0",
-        "--out",
-        str(deployed),
+        f"route train --router knn --train {deployed_train} --models {models} "
+        f"--scenario performance --seed 0 --out {deployed}"
     )
     config = write_config(root, deployed)
     db = f"sqlite:///{root / 'signoria.db'}"
@@ -164,12 +158,12 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
         verdict: dict[str, Any] = {"reference": row["reference"]}
         if row["reference"] is None:  # the client knows only how good its answer was
             verdict = {"score": row["outcomes"][loop.answered_by[request_id]]["score"]}
-        done = post(loop, {"request_id": request_id, **verdict, "comment": "ok"})
-        assert done.status_code == 200, done.text
-        assert done.json()["replaced"] is (n % 3 == 0)
+        given = post(loop, {"request_id": request_id, **verdict, "comment": "ok"})
+        assert given.status_code == 200, given.text
+        assert given.json()["replaced"] is (n % 3 == 0)
 
     table = loop.root / "traffic.jsonl"
-    exported = cli("eval", "export", "--traffic", "--outcomes", str(table), "--db", loop.db)
+    exported = cli(f"eval export --traffic --outcomes {table} --db {loop.db}")
     assert "16 requests skipped: 16 without feedback" in exported.stderr
     exported_rows = [json.loads(line) for line in table.read_text().splitlines()]
     assert len(exported_rows) == len(ids) - 16
@@ -185,36 +179,12 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
             assert outcome["score"] in (0.0, 1.0) and outcome["cost"] is not None
             assert outcome["response"] == source["outcomes"][pool]["response"].strip()
     # `route train` accepts what it used to reject (task and score were null).
-    cli(
-        "route",
-        "train",
-        "--router",
-        "knn",
-        "--train",
-        str(table),
-        "--models",
-        str(loop.models),
-        "--out",
-        str(loop.root / "from_export"),
-    )
+    cli(f"route train --router knn --train {table} --models {loop.models} --out {loop.root}/t")
 
     new = loop.root / "retrained"
     done = cli(
-        "route",
-        "retrain",
-        "--db",
-        loop.db,
-        "--router",
-        "knn",
-        "--deployed",
-        str(loop.deployed),
-        "--out",
-        str(new),
-        "--test-fraction",
-        "0.3",
-        "--seed",
-        "0",
-        "--json",
+        f"route retrain --db {loop.db} --router knn --deployed {loop.deployed} --out {new} "
+        "--test-fraction 0.3 --seed 0 --json"
     )
     report = json.loads(done.stdout)
     assert report["rows"]["held_out"] >= 30 and report["rows"]["train"] >= 80
@@ -232,17 +202,8 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
 
     # Retraining again from the same traffic is no better than itself: nothing is swapped.
     again = cli(
-        "route",
-        "retrain",
-        "--db",
-        loop.db,
-        "--router",
-        "knn",
-        "--deployed",
-        str(loop.deployed),
-        "--out",
-        str(loop.root / "again"),
-        "--dry-run",
+        f"route retrain --db {loop.db} --router knn --deployed {loop.deployed} "
+        f"--out {loop.root}/again --dry-run"
     )
     assert "unchanged" in again.stdout
 
@@ -301,22 +262,20 @@ def test_feedback_needs_a_key_and_only_the_asking_key_may_give_it(loop: Loop) ->
 
 def test_cli_feedback_and_its_errors(loop: Loop) -> None:
     request_id = list(loop.served)[9]  # one the loop test gave no feedback
-    done = cli("feedback", request_id, "--score", "0.5", "--task", "mcq", "--db", loop.db, "--json")
+    done = cli(f"feedback {request_id} --score 0.5 --task mcq --db {loop.db} --json")
     assert json.loads(done.stdout)["score"] == 0.5
-    again = cli("feedback", request_id, "--score", "1", "--db", loop.db)
+    again = cli(f"feedback {request_id} --score 1 --db {loop.db}")
     assert again.stdout.startswith("replaced feedback on ")
     for args, code in [
-        (("feedback", "chatcmpl-nope", "--score", "1"), 1),
-        (("feedback", request_id, "--score", "2"), 2),
-        (("feedback", request_id), 2),
-        (("feedback", request_id, "--score", "1", "--reference", "A"), 2),
+        ("feedback chatcmpl-nope --score 1", 1),
+        (f"feedback {request_id} --score 2", 2),
+        (f"feedback {request_id}", 2),
+        (f"feedback {request_id} --score 1 --reference A", 2),
     ]:
-        failed = cli(*args, "--db", loop.db, check=False)
+        failed = cli(f"{args} --db {loop.db}", check=False)
         assert failed.returncode == code, failed.stderr
         one_error_line(failed)
-    as_json = cli(
-        "feedback", "chatcmpl-nope", "--score", "1", "--db", loop.db, "--json", check=False
-    )
+    as_json = cli(f"feedback chatcmpl-nope --score 1 --db {loop.db} --json", check=False)
     assert json.loads(as_json.stdout)["error"]["exit_code"] == 1
 
 
@@ -325,41 +284,15 @@ def test_retrain_and_export_refuse_too_little_traffic(tmp_path: Path) -> None:
     models = FIXTURES / "routing_tiny.models.json"
     artifact = tmp_path / "deployed"
     cli(
-        "route",
-        "train",
-        "--router",
-        "best-single",
-        "--train",
-        str(FIXTURES / "routing_tiny.jsonl"),
-        "--models",
-        str(models),
-        "--out",
-        str(artifact),
+        f"route train --router best-single --train {FIXTURES}/routing_tiny.jsonl "
+        f"--models {models} --out {artifact}"
     )
     failed = cli(
-        "route",
-        "retrain",
-        "--db",
-        db,
-        "--router",
-        "knn",
-        "--deployed",
-        str(artifact),
-        "--out",
-        str(tmp_path / "new"),
+        f"route retrain --db {db} --router knn --deployed {artifact} --out {tmp_path}/new",
         check=False,
     )
     assert failed.returncode == 1
     assert "too little labelled traffic" in one_error_line(failed)
     assert not (tmp_path / "new").exists()
-    export = cli(
-        "eval",
-        "export",
-        "--traffic",
-        "--outcomes",
-        str(tmp_path / "t.jsonl"),
-        "--db",
-        db,
-        check=False,
-    )
+    export = cli(f"eval export --traffic --outcomes {tmp_path}/t.jsonl --db {db}", check=False)
     assert export.returncode == 1 and "no recorded server traffic" in one_error_line(export)
