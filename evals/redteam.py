@@ -20,13 +20,16 @@ from signoria.agents.backends.replay import OutcomeTable
 from signoria.agents.types import Expert
 from signoria.evals.adversaries import wrong_letter
 from signoria.orchestrator.aggregators.protocol import Aggregator
+from signoria.orchestrator.aggregators.vote_weights import strongest_experts
 from signoria.orchestrator.answers import extract_letter
 from signoria.orchestrator.limits import Limits
 from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
+from signoria.routers.data import in_test_split
 
 NAIVE = "majority"
 WITHOUT_LIARS = "majority-without-liars"
 Replace = Literal["strongest", "weakest"]
+Seat = Replace | int
 
 
 class RedteamItem(BaseModel):
@@ -67,19 +70,32 @@ def replay_items(
 def strongest_models(table: OutcomeTable, k: int) -> list[str]:
     """The k models with the best mean score on the table's multiple-choice rows.
 
-    Chosen on the same rows the red team then runs on: a selection, not a result.
+    Pass the training side of a split (`split_table`) to choose on rows the red team does
+    not then run on; on the whole table it is a selection on the evaluated rows.
     """
-    totals: dict[str, list[float]] = {}
-    for row in table.rows:
-        if not is_letter(row.get("reference")):
-            continue
-        for model, outcome in row["outcomes"].items():
-            if outcome.get("response") is not None:
-                totals.setdefault(model, []).append(float(outcome.get("score") or 0.0))
-    ranked = sorted(totals, key=lambda m: (-sum(totals[m]) / len(totals[m]), m))
-    if len(ranked) < k:
-        raise ValueError(f"the table has {len(ranked)} models with answers, fewer than {k}")
-    return ranked[:k]
+    return strongest_experts([r for r in table.rows if is_letter(r.get("reference"))], k)
+
+
+def split_table(
+    table: OutcomeTable, test_fraction: float, seed: int
+) -> tuple[OutcomeTable, OutcomeTable]:
+    """Train and test sides by a hash of (seed, id), as `RoutingTable.split` carves them."""
+    test = [r for r in table.rows if in_test_split(str(r["id"]), test_fraction, seed)]
+    train = [r for r in table.rows if not in_test_split(str(r["id"]), test_fraction, seed)]
+    return OutcomeTable(train), OutcomeTable(test)
+
+
+def attacked_seats(clean: Sequence[str], adversaries: Sequence[str], replace: Seat) -> list[str]:
+    """The seats of the attacked run: the adversaries take the strongest, the weakest or,
+    given an index, seat `replace` (0 = strongest; one adversary)."""
+    kept = len(clean) - len(adversaries)
+    if replace == "strongest":
+        return [*adversaries, *clean[len(adversaries) :]]
+    if replace == "weakest":
+        return [*clean[:kept], *adversaries]
+    if len(adversaries) != 1 or not 0 <= replace < len(clean):
+        raise ValueError(f"seat {replace}: one adversary, a seat of 0..{len(clean) - 1}")
+    return [*clean[:replace], *adversaries, *clean[replace + 1 :]]
 
 
 def target_table(items: Sequence[RedteamItem]) -> dict[str, str]:
@@ -116,21 +132,19 @@ async def run_redteam(
     limits: Limits | None = None,
     temperature: float | None = None,
     concurrency: int = 16,
-    replace: Replace = "weakest",
+    replace: Seat = "weakest",
 ) -> dict[str, AggregatorReport]:
     """Accuracy of every aggregator on `items`, clean and with `adversaries` in the pool.
 
     `honest` is ordered strongest first; the adversaries take the seats `replace` names.
+    An adversary's pool key may differ from its card's name: one whose card bears the
+    name of the expert it replaced is an impersonator (a compromised endpoint), which
+    aggregators that trust names must catch by its behaviour.
     """
     if NAIVE not in aggregators:
         raise ValueError(f"the naive baseline {NAIVE!r} must be among the aggregators")
     clean_names = list(honest)
-    kept = len(clean_names) - len(adversaries)
-    attacked_names = (
-        [*adversaries, *clean_names[len(adversaries) :]]
-        if replace == "strongest"
-        else [*clean_names[:kept], *adversaries]
-    )
+    attacked_names = attacked_seats(clean_names, list(adversaries), replace)
     pool = {**(extra_pool or {}), **honest, **adversaries}
     targets = target_table(items)
 

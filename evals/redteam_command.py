@@ -9,10 +9,11 @@ is a real local model told which wrong answer to defend.
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,17 +23,15 @@ from signoria.errors import SignoriaError
 from signoria.evals.adversaries import LLMAdversary, ScriptedAdversary
 from signoria.evals.datasets import load_items
 from signoria.evals.redteam import (
-    NAIVE,
     RedteamItem,
     is_letter,
     replay_items,
     run_redteam,
+    split_table,
     strongest_models,
     target_table,
 )
-from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
-from signoria.orchestrator.aggregators.protocol import Aggregator
-from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.evals.redteam_lineup import Sources, lineup
 from signoria.orchestrator.sdk import Orchestrator
 from signoria.routers.fixed import FixedRouterParams
 
@@ -41,32 +40,6 @@ out = Console(highlight=False, soft_wrap=True)
 
 def _card(name: str, backend: str) -> ModelCard:
     return ModelCard(name=name, backend=backend)
-
-
-def _aggregators(
-    orchestrator: Orchestrator, pipeline: str, names: list[str]
-) -> dict[str, Aggregator]:
-    chosen: dict[str, Aggregator] = {NAIVE: MajorityVote(MajorityParams(answer="letter"))}
-    spec = orchestrator.config.pipelines[pipeline].aggregator
-    if spec.name != NAIVE:
-        chosen[spec.name] = orchestrator.pipelines[pipeline].aggregator
-    for name in names:
-        if name in chosen:
-            continue
-        if name in orchestrator.config.pipelines:
-            # A pipeline's configured aggregator, keyed by the pipeline's name: how an
-            # aggregator that needs parameters (an LLM, a guard) joins a side-by-side run.
-            chosen[name] = orchestrator.pipelines[name].aggregator
-            continue
-        try:
-            params = AGGREGATORS.params_model(name).model_validate({})
-        except ValidationError:
-            raise SignoriaError(
-                f"aggregator {name!r} needs parameters; put it in a pipeline of the config "
-                "and pass that pipeline's name with --aggregator"
-            ) from None
-        chosen[name] = AGGREGATORS.build(name, params)
-    return chosen
 
 
 def _live_honest(
@@ -94,22 +67,31 @@ def redteam_command(
     concurrency: int,
     as_json: bool,
     replace: str = "weakest",
+    test_fraction: float = 0.0,
+    seed: int = 0,
 ) -> None:
     if replace not in ("strongest", "weakest"):
         raise SignoriaError(f"--replace must be strongest or weakest, not {replace!r}")
     if not 0 < adversaries < experts:
         raise SignoriaError("--adversaries must be at least 1 and fewer than --experts")
-    with Orchestrator.from_config(config) as orchestrator:
+    if not 0.0 <= test_fraction < 1.0:
+        raise SignoriaError("--test-fraction must be in [0, 1)")
+    with Orchestrator.from_config(config) as orchestrator, tempfile.TemporaryDirectory() as tmp:
         name = orchestrator.pipeline(pipeline).name
-        chosen = _aggregators(orchestrator, name, aggregators)
         temperature: float | None = None
+        train = None
         if backend == "replay":
             table = load_table(data)
-            models = strongest_models(table, experts)
+            # The experts (and any fitted weights) are chosen on the training side only;
+            # without a split, on the rows the red team then runs on.
+            train, test = (
+                split_table(table, test_fraction, seed) if test_fraction else (table, table)
+            )
+            models = strongest_models(train, experts)
             honest: dict[str, Expert] = {
                 m: ReplayExpert(_card(m, "replay"), table, m) for m in models
             }
-            items = replay_items(table, models, limit)
+            items = replay_items(test, models, limit)
         elif backend == "live":
             honest, temperature = _live_honest(orchestrator, name, experts)
             benchmark = "mmlu" if "mmlu" in data.name else "outcomes"
@@ -122,6 +104,20 @@ def redteam_command(
             raise SignoriaError(f"unknown backend {backend!r} (known: replay, live)")
         if not items:
             raise SignoriaError(f"{data}: no multiple-choice items with letter references")
+        # The model an LLM aggregator built from defaults would call (live only; in
+        # replay it only shows that the aggregator calls one).
+        first = next(iter(honest)).split("#")[0]
+        sources = Sources(
+            backend=backend,
+            model=first,
+            train=train,
+            experts=tuple(honest),
+            workdir=Path(tmp),
+            in_sample=not test_fraction,
+        )
+        chosen = lineup(orchestrator, name, aggregators, sources)
+        for note in [*chosen.notes, *(f"skipped {k}: {v}" for k, v in chosen.skipped.items())]:
+            sys.stderr.write(f"{note}\n")
         targets = target_table(items)
         liars: dict[str, Expert] = {}
         for i in range(1, adversaries + 1):
@@ -136,7 +132,7 @@ def redteam_command(
                 items,
                 honest=honest,
                 adversaries=liars,
-                aggregators=chosen,
+                aggregators=chosen.aggregators,
                 extra_pool=orchestrator.pool,
                 temperature=temperature,
                 concurrency=concurrency,
@@ -150,7 +146,10 @@ def redteam_command(
         "adversaries": adversaries,
         "adversary": adversary,
         "replace": replace,
+        "test_fraction": test_fraction,
+        "seed": seed,
         "aggregators": {k: v.model_dump() for k, v in reports.items()},
+        "skipped": chosen.skipped,
     }
     if as_json:
         print(json.dumps(summary))

@@ -49,6 +49,8 @@ eval_app = _group("Benchmark runs: run, report, compare, export.")
 app.add_typer(eval_app, name="eval")
 runs_app = _group("Runs recorded in the database.")
 app.add_typer(runs_app, name="runs")
+aggregator_app = _group("Aggregators: fit the weights of learned ones.")
+app.add_typer(aggregator_app, name="aggregator")
 
 ConfigOption = Annotated[
     Path | None,
@@ -72,6 +74,7 @@ Executor = StrEnum("Executor", ["asyncio", "ray", "by-expert"])
 RedteamBackend = StrEnum("RedteamBackend", ["replay", "live"])
 Adversary = StrEnum("Adversary", ["persuasive", "subtle", "llm"])
 Seats = StrEnum("Seats", ["weakest", "strongest"])
+AnswerOption = StrEnum("AnswerOption", ["auto", "number", "letter", "text"])
 
 
 def console(stderr: bool = False) -> Console:
@@ -517,10 +520,21 @@ def redteam(
     ] = None,
     limit: LimitOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Items in flight.")] = 16,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99,
+            help="Replay: choose experts (and fit learned weights) on the rest; run on this share.",
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the same items clean and with lying experts; compare naive and defended aggregators."""
+    """Run the same items clean and with lying experts; compare naive and defended aggregators.
+
+    `-a all` runs every registered aggregator (those it cannot run are listed with why)."""
     from signoria.evals.redteam_command import redteam_command
 
     redteam_command(
@@ -535,6 +549,40 @@ def redteam(
         limit=limit,
         concurrency=concurrency,
         replace=replace.value,
+        test_fraction=test_fraction,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@aggregator_app.command("fit")
+def aggregator_fit(
+    data: Annotated[Path, typer.Option(help="Outcome table (JSONL) with recorded responses.")],
+    out: Annotated[Path, typer.Option(help="Where to write the vote-weights JSON.")],
+    expert: Annotated[
+        list[str] | None, typer.Option(help="Experts to weigh (default: the --top best).")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many of the best to weigh.")] = 5,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="Share held out (never fitted on).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the cross-validation folds.")] = 0,
+    answer: Annotated[AnswerOption, typer.Option(help="How answers are compared.")] = (
+        AnswerOption.auto
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Fit learned-vote weights (per expert and task) on the training side of a table."""
+    from signoria.orchestrator.aggregators.vote_fit import fit_command
+
+    fit_command(
+        data=data,
+        out=out,
+        experts=expert or [],
+        top=top,
+        test_fraction=test_fraction,
+        seed=seed,
+        answer=answer.value,  # type: ignore[arg-type]
         as_json=as_json,
     )
 

@@ -15,13 +15,16 @@ from signoria.errors import SignoriaError
 from signoria.evals.adversaries import ScriptedAdversary, option_letters, wrong_letter
 from signoria.evals.redteam import (
     WITHOUT_LIARS,
+    attacked_seats,
     replay_items,
     run_redteam,
+    split_table,
     strongest_models,
     target_table,
 )
 from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
 from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+from signoria.orchestrator.aggregators.registry import AGGREGATORS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIGNORIA = str(Path(sys.executable).parent / "signoria")
@@ -173,3 +176,60 @@ def test_cli_rejects_impossible_settings() -> None:
     )
     assert done.returncode == 1
     assert "fewer than --experts" in done.stderr
+
+
+def seeded_table(path: Path, n: int = 80) -> Path:
+    """n four-option items, answer A; m1 is wrong on every 10th item, m2 on every 4th,
+    m3 on every 3rd, m4 on every other one (answers B, C, D cycling)."""
+    every = {"m1": 10, "m2": 4, "m3": 3, "m4": 2}
+    rows = []
+    for i in range(n):
+        answers = {m: "A" if i % k else "BCD"[i % 3] for m, k in every.items()}
+        rows.append(
+            {
+                "id": f"q{i}",
+                "task": "toy",
+                "query": f"Question {i}?\nA) x\nB) y\nC) z\nD) w\nAnswer with a letter.",
+                "reference": "A",
+                "outcomes": {
+                    m: {"score": float(a == "A"), "cost": 0.0, "response": a}
+                    for m, a in answers.items()
+                },
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_seats_can_be_named_by_index() -> None:
+    clean = ["a", "b", "c"]
+    assert attacked_seats(clean, ["x"], "strongest") == ["x", "b", "c"]
+    assert attacked_seats(clean, ["x"], "weakest") == ["a", "b", "x"]
+    assert attacked_seats(clean, ["x"], 1) == ["a", "x", "c"]
+    with pytest.raises(ValueError, match="seat 3"):
+        attacked_seats(clean, ["x"], 3)
+
+
+SPLIT = ["--test-fraction", "0.5", "--seed", "1", "--concurrency", "1"]
+
+
+def test_cli_all_runs_every_registered_aggregator_on_a_held_out_split(tmp_path: Path) -> None:
+    data = seeded_table(tmp_path / "table.jsonl")
+    done = subprocess.run(
+        [SIGNORIA, "redteam", "--data", str(data), "--experts", "3", "-a", "all", *SPLIT, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    _, test = split_table(OutcomeTable.load(data), 0.5, 1)
+    assert summary["n"] == len(test.rows) and summary["experts"] == ["m1", "m2", "m3"]
+    ran, skipped = set(summary["aggregators"]), set(summary["skipped"])
+    assert ran | skipped == {*AGGREGATORS, WITHOUT_LIARS} and not ran & skipped
+    assert {"learned-vote", "reputation-vote", "guard", "majority"} <= ran
+    assert "calls a model" in summary["skipped"]["synthesize"]
+    assert "learned-vote: weights fitted on" in done.stderr and "skipped synthesize" in done.stderr
+    # Fitted on the training rows only, learned-vote follows m1 and loses nothing clean.
+    clean = {name: r["clean_acc"] for name, r in summary["aggregators"].items()}
+    assert clean["learned-vote"] >= clean["majority"]
