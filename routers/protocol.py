@@ -30,6 +30,9 @@ class RoutingDecision(BaseModel):
     predicted_quality: float | None = None
     predicted_cost: float | None = None
     reason: str = ""
+    # The model this router would have aggregate the answers (Symbolic-MoE picks one per
+    # query); LLM aggregators configured with `routed: true` call it instead of their own.
+    aggregator: str | None = None
 
 
 class Router(Protocol):

@@ -24,9 +24,21 @@ class OneModelParams(BaseModel):
     model: str = Field(description="the aggregator model")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, description="defaults to the limit")
+    routed: bool = Field(
+        default=False,
+        description="use the router's choice of aggregator (e.g. skills'), `model` without one",
+    )
 
     def model_refs(self) -> dict[str, str]:
         return {"model": self.model}
+
+
+def routed_model(ctx: AggregationContext, model: str, routed: bool) -> str:
+    """This request's aggregator model: with `routed`, the router's per-query choice
+    (`routing.aggregator`, Symbolic-MoE's aggregator) when it names an expert of the pool;
+    otherwise the configured `model`, which stays the fallback and is checked at load."""
+    choice = ctx.routing.aggregator if routed and ctx.routing is not None else None
+    return choice if choice is not None and choice in ctx.pool else model
 
 
 def usable(completion: Completion) -> bool:

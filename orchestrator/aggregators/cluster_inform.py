@@ -14,6 +14,7 @@ from signoria.agents.types import Completion
 from signoria.orchestrator.aggregators._shared import (
     OneModelParams,
     generation,
+    routed_model,
     synthesize_texts,
     synthesized,
 )
@@ -49,7 +50,7 @@ class ClusterInform:
         texts = [completions[i].text for i in ok]
         result = await synthesize_texts(
             ctx,
-            self.params.model,
+            routed_model(ctx, self.params.model, self.params.routed),
             query,
             texts,
             params,

@@ -21,6 +21,7 @@ from signoria.orchestrator.aggregators._shared import (
     call_all,
     conversation,
     generation,
+    routed_model,
     synthesized,
 )
 from signoria.orchestrator.aggregators.protocol import (
@@ -40,6 +41,9 @@ class MoAParams(BaseModel):
         description="proposer models of each layer after the router's (layer 1)",
     )
     aggregator: str = Field(description="the model that writes the final answer")
+    routed: bool = Field(
+        default=False, description="the router's choice of aggregator when it makes one"
+    )
     # The paper samples proposers at 0.7; the final aggregator is greedy here so the
     # answer of a given set of proposals is reproducible.
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -81,7 +85,8 @@ class MixtureOfAgents:
                 continue
             texts, rounds = answers, rounds + 1
         params = generation(ctx, p.max_tokens, p.aggregator_temperature, seed=p.seed)
-        final = await ctx.call(p.aggregator, reference_messages(chat, texts), params)
+        model = routed_model(ctx, p.aggregator, p.routed)
+        final = await ctx.call(model, reference_messages(chat, texts), params)
         # Without a usable final call, the first answer of the last layer stands in.
         fallback = (ok[0] if rounds == 1 else None, texts[0])
         return synthesized("moa", final, completions, ok, fallback, rounds=rounds, errors=errors)

@@ -21,6 +21,7 @@ from signoria.agents.types import Completion, Message
 from signoria.orchestrator.aggregators._shared import (
     OneModelParams,
     generation,
+    routed_model,
     synthesized,
     usable,
 )
@@ -65,7 +66,8 @@ class SelfMoASeq:
             return nothing_to_aggregate("self-moa-seq", completions)
         p = self.params
         params = generation(ctx, p.max_tokens, p.temperature)
-        budget = ctx.card(p.model).context_length - params.max_tokens
+        model = routed_model(ctx, p.model, p.routed)
+        budget = ctx.card(model).context_length - params.max_tokens
         samples = [completions[i].text for i in ok]
         syntheses: list[str] = []
         errors: list[str] = []
@@ -73,10 +75,10 @@ class SelfMoASeq:
         start, steps = 0, 0
         while start < len(samples):
             held = syntheses[-p.keep :]
-            messages, taken, cut = await self._fit(ctx, query, held, samples[start:], budget)
+            messages, taken, cut = await self._fit(ctx, model, query, held, samples[start:], budget)
             if cut:
                 errors.append(f"step {steps + 1}: {cut}")
-            last = await ctx.call(p.model, messages, params)
+            last = await ctx.call(model, messages, params)
             steps, start = steps + 1, start + taken
             if usable(last):
                 syntheses.append(last.text)
@@ -99,13 +101,13 @@ class SelfMoASeq:
     async def _fit(
         self,
         ctx: AggregationContext,
+        model: str,
         query: str,
         held: list[str],
         pending: Sequence[str],
         budget: int,
     ) -> tuple[list[Message], int, str]:
         """The largest step that fits: (messages, new samples taken, truncation note)."""
-        model = self.params.model
         take = min(self.params.window - len(held), len(pending))
         while take >= 1:
             messages = step_messages(query, held, pending[:take])
@@ -115,19 +117,27 @@ class SelfMoASeq:
         # Not even one new sample fits beside the running syntheses: keep only the latest
         # synthesis, then cut the longest text until the prompt fits.
         latest = held[-1:]
-        texts, cut = await self._truncate(ctx, query, [*latest, pending[0]], len(latest), budget)
+        texts, cut = await self._truncate(
+            ctx, model, query, [*latest, pending[0]], len(latest), budget
+        )
         n_held = len(latest)
         messages = step_messages(query, texts[:n_held], texts[n_held:])
         note = f"truncated a response to fit {model}'s context" if cut else ""
         return messages, 1, note
 
     async def _truncate(
-        self, ctx: AggregationContext, query: str, texts: list[str], n_held: int, budget: int
+        self,
+        ctx: AggregationContext,
+        model: str,
+        query: str,
+        texts: list[str],
+        n_held: int,
+        budget: int,
     ) -> tuple[list[str], bool]:
         texts, cut = list(texts), False
         while True:
             messages = step_messages(query, texts[:n_held], texts[n_held:])
-            used = await ctx.count_tokens(self.params.model, messages)
+            used = await ctx.count_tokens(model, messages)
             longest = max(range(len(texts)), key=lambda i: len(texts[i]))
             if used <= budget or len(texts[longest]) <= len(_CUT_MARK) * 2:
                 # Fits, or nothing left to cut (the question alone is too long): send it

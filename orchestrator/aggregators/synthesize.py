@@ -8,6 +8,7 @@ from signoria.agents.types import Completion
 from signoria.orchestrator.aggregators._shared import (
     OneModelParams,
     generation,
+    routed_model,
     synthesize_texts,
     synthesized,
 )
@@ -35,6 +36,7 @@ class Synthesize:
             return nothing_to_aggregate("synthesize", completions)
         params = generation(ctx, self.params.max_tokens, self.params.temperature)
         texts = [completions[i].text for i in ok]
-        result = await synthesize_texts(ctx, self.params.model, query, texts, params)
+        model = routed_model(ctx, self.params.model, self.params.routed)
+        result = await synthesize_texts(ctx, model, query, texts, params)
         # The aggregator failed: fall back to the first answer rather than nothing.
         return synthesized("synthesize", result, completions, ok, (ok[0], texts[0]))

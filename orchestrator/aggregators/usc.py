@@ -14,7 +14,13 @@ import re
 from collections.abc import Sequence
 
 from signoria.agents.types import Completion
-from signoria.orchestrator.aggregators._shared import OneModelParams, generation, others, usable
+from signoria.orchestrator.aggregators._shared import (
+    OneModelParams,
+    generation,
+    others,
+    routed_model,
+    usable,
+)
 from signoria.orchestrator.aggregators.protocol import (
     AggregationContext,
     answered,
@@ -53,7 +59,8 @@ class UniversalSelfConsistency:
         if len(ok) == 1:
             return _pick(completions, ok[0], None)
         params = generation(ctx, self.params.max_tokens or 8, self.params.temperature)
-        reply = await ctx.call(self.params.model, consistency_messages(query, texts), params)
+        model = routed_model(ctx, self.params.model, self.params.routed)
+        reply = await ctx.call(model, consistency_messages(query, texts), params)
         choice = parse_choice(reply.text, len(ok)) if usable(reply) else None
         if choice is None:
             why = reply.error or f"no response id in {reply.text.strip()[:40]!r}"

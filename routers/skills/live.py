@@ -90,8 +90,20 @@ class SkillsLiveRouter:
         )
         scores = dict(zip(router.models, router.scores([query], ctx)[0].tolist(), strict=True))
         keywords = ", ".join(f"{w} ({r:.2f})" for w, r in router.keywords(query, ctx))
+        # The artifact's aggregator (best at the training set) when the pool has it and
+        # the budget allows it; else the candidate strongest on this query's skills.
+        aggregator = (
+            router.aggregator
+            if router.aggregator in candidates
+            else max(candidates, key=lambda m: scores[m])
+        )
         reason = "; ".join(
-            [f"skills: {keywords or 'none'}", f"recruited: {', '.join(chosen)}", *notes]
+            [
+                f"skills: {keywords or 'none'}",
+                f"recruited: {', '.join(chosen)}",
+                f"aggregator: {aggregator}",
+                *notes,
+            ]
         )
         return RoutingDecision(
             router="skills",
@@ -103,4 +115,5 @@ class SkillsLiveRouter:
             predicted_quality=sum((scores[m] + 1.0) / 2.0 for m in chosen) / len(chosen),
             predicted_cost=sum(cost.get(m, 0.0) for m in chosen),
             reason=reason,
+            aggregator=aggregator,
         )
