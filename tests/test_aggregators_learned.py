@@ -212,3 +212,59 @@ def test_fit_on_routerbench_training_side_recognises_every_test_task() -> None:
     assert all(weights.task_of(r["query"]) == r["task"] for r in mcq)
     # Correlated weaker experts: the fit sharpens beyond Nitzan-Paroush (s = 1).
     assert weights.tasks["arc-challenge"].sharpness > 1.0
+
+
+def test_fit_command_writes_weights_that_a_config_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from signoria.errors import ConfigError
+    from signoria.orchestrator.config import parse_config
+    from tests.test_redteam import seeded_table
+
+    data = seeded_table(tmp_path / "table.jsonl", n=120)
+    out = tmp_path / "weights.json"
+    signoria = str(Path(sys.executable).parent / "signoria")
+    split = ["--test-fraction", "0.25", "--answer", "letter", "--json"]
+    done = subprocess.run(
+        [
+            signoria,
+            "aggregator",
+            "fit",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--top",
+            "3",
+            *split,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    weights = VoteWeights.load(out)
+    assert summary["experts"] == list(weights.experts) == ["m1", "m2", "m3"]
+    assert weights.fitted_on["test_fraction"] == 0.25 and weights.fitted_on["rows"] < 120
+    assert set(weights.tasks) == {POOLED, "toy"}
+
+    base: dict[str, Any] = {
+        "default_pipeline": "lv",
+        "models": {m: {"backend": "scripted"} for m in ("m1", "m2", "m3")},
+        "pipelines": {
+            "lv": {
+                "router": {"name": "fixed", "experts": ["m1", "m2", "m3"]},
+                "aggregator": {"name": "learned-vote", "weights": str(out)},
+            }
+        },
+    }
+    config = parse_config(base, "x.yaml")
+    assert config.pipelines["lv"].aggregator.name == "learned-vote"
+    base["pipelines"]["lv"]["aggregator"] = {"name": "learned-vote"}
+    with pytest.raises(ConfigError, match=r"aggregator.weights: Field required"):
+        parse_config(base, "x.yaml")
+    base["pipelines"]["lv"]["aggregator"] = {"name": "learned-vote", "weights": "w", "k": 1}
+    with pytest.raises(ConfigError, match=r"aggregator.k: Extra inputs are not permitted"):
+        parse_config(base, "x.yaml")
