@@ -26,8 +26,16 @@ import httpx
 import pytest
 import yaml
 from openai import OpenAI
+from pydantic import ValidationError
 
-from tests.conftest import ROOT
+from signoria.evals.export import collect_rows
+from signoria.orchestrator.limits import Limits
+from signoria.orchestrator.pipeline import Pipeline
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.feedback import FeedbackInput, UnknownRequest
+from signoria.routers.fixed import FixedRouter, FixedRouterParams
+from tests.conftest import ROOT, scripted
 from tests.server_process import SIGNORIA, RunningServer, running_server, server_env
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -36,7 +44,9 @@ MODELS = {"claude": "claude-v1", "yi": "zero-one-ai/Yi-34B-Chat"}
 KEY, OTHER_KEY = "sk-feedback-one", "sk-feedback-two"
 TRAFFIC_TASKS = ("arc-challenge", "winogrande")
 
-pytestmark = pytest.mark.slow  # a real server, MiniLM embeddings, CLI subprocesses
+# The loop and its server are slow (MiniLM embeddings, CLI subprocesses); the storage and
+# export units at the end are not.
+slow = pytest.mark.slow
 
 
 def cli(line: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,6 +150,7 @@ def post(loop: Loop, body: object, key: str | None = KEY) -> httpx.Response:
     return httpx.post(f"{loop.server.base_url}/v1/feedback", json=body, headers=headers)
 
 
+@slow
 def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -> None:
     ids = list(loop.served)
     # The deployed router learned on MBPP that claude-v1 is best, and routes accordingly.
@@ -208,6 +219,7 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
     assert "unchanged" in again.stdout
 
 
+@slow
 def test_feedback_on_an_unknown_request_is_404(loop: Loop) -> None:
     done = post(loop, {"request_id": "chatcmpl-nope", "score": 1.0})
     assert done.status_code == 404
@@ -215,6 +227,7 @@ def test_feedback_on_an_unknown_request_is_404(loop: Loop) -> None:
     assert done.json()["error"]["param"] == "request_id"
 
 
+@slow
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -241,6 +254,7 @@ def test_malformed_feedback_is_400_naming_the_field(
         assert "exactly one of score and reference" in error["message"]
 
 
+@slow
 def test_feedback_without_request_id_or_json_is_400(loop: Loop) -> None:
     assert post(loop, {"score": 1.0}).json()["error"]["param"] == "request_id"
     raw = httpx.post(
@@ -251,6 +265,7 @@ def test_feedback_without_request_id_or_json_is_400(loop: Loop) -> None:
     assert raw.status_code == 400 and raw.json()["error"]["code"] == "invalid_json"
 
 
+@slow
 def test_feedback_needs_a_key_and_only_the_asking_key_may_give_it(loop: Loop) -> None:
     request_id = next(iter(loop.served))
     assert post(loop, {"request_id": request_id, "score": 1.0}, key=None).status_code == 401
@@ -260,6 +275,7 @@ def test_feedback_needs_a_key_and_only_the_asking_key_may_give_it(loop: Loop) ->
     assert other.status_code == 404 and other.json()["error"]["code"] == "request_not_found"
 
 
+@slow
 def test_cli_feedback_and_its_errors(loop: Loop) -> None:
     request_id = list(loop.served)[9]  # one the loop test gave no feedback
     done = cli(f"feedback {request_id} --score 0.5 --task mcq --db {loop.db} --json")
@@ -279,6 +295,7 @@ def test_cli_feedback_and_its_errors(loop: Loop) -> None:
     assert json.loads(as_json.stdout)["error"]["exit_code"] == 1
 
 
+@slow
 def test_retrain_and_export_refuse_too_little_traffic(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'empty.db'}"
     models = FIXTURES / "routing_tiny.models.json"
@@ -296,3 +313,102 @@ def test_retrain_and_export_refuse_too_little_traffic(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
     export = cli(f"eval export --traffic --outcomes {tmp_path}/t.jsonl --db {db}", check=False)
     assert export.returncode == 1 and "no recorded server traffic" in one_error_line(export)
+
+
+@slow
+def test_a_server_that_records_nothing_knows_no_request(tmp_path: Path) -> None:
+    config = ROOT / "tests" / "configs" / "server_faults.yaml"
+    with running_server("-c", str(config), "--no-record", log=tmp_path / "s.log") as server:
+        body = {"model": "signoria/quick", "messages": [{"role": "user", "content": "hi"}]}
+        request_id = httpx.post(f"{server.base_url}/v1/chat/completions", json=body).json()["id"]
+        done = httpx.post(
+            f"{server.base_url}/v1/feedback", json={"request_id": request_id, "score": 1.0}
+        )
+    assert done.status_code == 404 and "--no-record" in done.json()["error"]["message"]
+
+
+# Units: the store's feedback rules and what an export credits, on a real SQLite file.
+
+
+async def vote(answers: dict[str, str]) -> AskResult:
+    from signoria.orchestrator.aggregators.majority import MajorityParams, MajorityVote
+
+    experts = {name: scripted(name, answer=text) for name, text in answers.items()}
+    pipeline = Pipeline(
+        name="vote",
+        router=FixedRouter(FixedRouterParams(experts=tuple(experts))),
+        aggregator=MajorityVote(MajorityParams(answer="number")),
+        limits=Limits(),
+    )
+    return await pipeline.run("6 + 6?", experts)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(f"sqlite:///{tmp_path / 'units.db'}")
+    yield opened
+    opened.close()
+
+
+def served(store: Store, result: AskResult, key: str, client: str | None = None) -> str:
+    run = store.create_run(kind="serve", run_id="serve-units")
+    assert store.record_item(run, item_key=key, query="6 + 6?", result=result, client=client)
+    return run
+
+
+async def test_feedback_latest_wins_and_belongs_to_the_asking_key(store: Store) -> None:
+    run = served(store, await vote({"a": "12", "b": "12", "c": "13"}), "req-1", client="k1")
+    first = store.give_feedback("req-1", FeedbackInput(score=0.2))
+    assert first.updated_at == first.created_at
+    second = store.give_feedback("req-1", FeedbackInput(reference="12", comment="fixed"))
+    assert second.updated_at > second.created_at and second.score is None
+    [item] = store.items(run)
+    assert item.feedback is not None and item.feedback.reference == "12"
+    assert item.pipeline == "vote"
+    with pytest.raises(UnknownRequest):
+        store.give_feedback("req-1", FeedbackInput(score=1.0), client="k2", enforce_client=True)
+    store.give_feedback("req-1", FeedbackInput(score=1.0), client="k1", enforce_client=True)
+    with pytest.raises(UnknownRequest):
+        store.give_feedback("req-2", FeedbackInput(score=1.0))
+    # An eval item with the same key is not a served request.
+    store.create_run(kind="eval", run_id="eval-1", pipeline="vote")
+    store.record_item("eval-1", item_key="item-0", query="q")
+    with pytest.raises(UnknownRequest):
+        store.give_feedback("item-0", FeedbackInput(score=1.0))
+
+
+def test_feedback_input_is_strict() -> None:
+    for bad in ({}, {"score": 1.0, "reference": "x"}, {"score": "1"}, {"score": float("nan")}):
+        with pytest.raises(ValidationError):
+            FeedbackInput.model_validate(bad)
+    assert FeedbackInput.model_validate({"score": 1}).score == 1.0
+
+
+async def test_export_credits_a_score_to_the_models_that_gave_the_returned_answer(
+    store: Store,
+) -> None:
+    run = served(store, await vote({"a": "12", "b": "12", "c": "13"}), "agree")
+    result = await vote({"a": "12", "b": "13"})
+    # An answer no expert gave verbatim (as a synthesis would write) credits no model.
+    synthesised = result.model_copy(update={"answer": "Both considered, 12."})
+    store.record_item(run, item_key="synth", query="6 + 6?", result=synthesised)
+    store.record_item(run, item_key="silent", query="6 + 6?", result=result)
+    store.record_item(run, item_key="judged", query="6 + 6?", result=synthesised)
+    for key in ("agree", "synth"):
+        store.give_feedback(key, FeedbackInput(score=0.9, task="math"))
+    store.give_feedback("judged", FeedbackInput(reference="12"))
+    collected = collect_rows(store, [run])
+    rows = {row["id"]: row for row in collected.rows}
+    assert set(rows) == {"agree", "judged"}
+    assert rows["agree"]["task"] == "math"
+    assert {m: o["score"] for m, o in rows["agree"]["outcomes"].items()} == {"a": 0.9, "b": 0.9}
+    # A reference scores every expert answer, whatever the request returned.
+    assert rows["judged"]["task"] == "vote" and rows["judged"]["reference"] == "12"
+    assert {m: o["score"] for m, o in rows["judged"]["outcomes"].items()} == {"a": 1.0, "b": 0.0}
+    assert dict(collected.skipped) == {
+        "without feedback": 1,
+        "whose answer no single model gave": 1,
+    }
+    assert collected.skipped_text() == (
+        "2 requests skipped: 1 whose answer no single model gave, 1 without feedback"
+    )
