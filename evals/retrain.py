@@ -14,7 +14,6 @@ held-out reward is strictly higher, and never with `dry_run`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,14 @@ from signoria.routers.artifact import (
     read_manifest,
     train_artifact,
 )
-from signoria.routers.data import RoutingDataError, RoutingTable, Row, build_table, load_models
+from signoria.routers.data import (
+    RoutingDataError,
+    RoutingTable,
+    Row,
+    build_table,
+    in_test_split,
+    load_models,
+)
 from signoria.routers.evaluate import aligned_utilities, extended_context
 from signoria.routers.metrics import summarise
 
@@ -45,13 +51,6 @@ MIN_TEST_ROWS = 5
 
 class TooLittleTraffic(SignoriaError):
     pass
-
-
-def held_out(request_id: str, test_fraction: float, seed: int) -> bool:
-    """The same rule as `RoutingTable.split`: a hash of (seed, id), so a request lands on
-    the same side whatever else the traffic holds or the order it is exported in."""
-    digest = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
 
 
 def _complete(rows: Sequence[Row], models: tuple[str, ...]) -> tuple[Row, ...]:
@@ -68,8 +67,10 @@ def traffic_tables(
 ) -> tuple[RoutingTable, RoutingTable]:
     """(train, held-out) tables over the models the training side's traffic called."""
     parsed = [Row.model_validate(r) for r in rows]
-    test_rows = [r for r in parsed if held_out(r.id, test_fraction, seed)]
-    train_rows = [r for r in parsed if not held_out(r.id, test_fraction, seed)]
+    # `RoutingTable.split`'s rule, applied to the raw rows before any table is built: a
+    # request lands on the same side whatever else the traffic holds or its order.
+    test_rows = [r for r in parsed if in_test_split(r.id, test_fraction, seed)]
+    train_rows = [r for r in parsed if not in_test_split(r.id, test_fraction, seed)]
     models = tuple(sorted({m for r in train_rows for m in r.outcomes}))
     missing = [m for m in models if m not in info]
     if missing:
@@ -129,6 +130,9 @@ def retrain(
     """Export, split, train, compare and maybe swap; returns everything it measured."""
     if out.resolve() == deployed.resolve():
         raise SignoriaError("--out must differ from --deployed: the old artifact is compared")
+    if out.exists() and any(out.iterdir()):
+        # Fitting into an old artifact would leave its other routers' weights beside the new.
+        raise SignoriaError(f"--out {out} exists and is not empty; give a new directory")
     manifest = read_manifest(deployed)
     info = load_models(models) if models else dict(manifest.info)
     store = Store.open(db)
