@@ -44,6 +44,8 @@ class CascadeStep(BaseModel):
     extra_cost: float | None  # expected USD of the stages that gain needs
     accept: bool
     answer: str | None = None
+    # Where it went on to (the next stage, or straight to the last); None once accepted.
+    next_stage: int | None = None
 
 
 class Aggregate(BaseModel):

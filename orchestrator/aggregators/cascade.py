@@ -72,13 +72,14 @@ class AnswerAwareCascade:
         kind = answer_kind(query) if self.params.answer == "auto" else self.params.answer
         got = list(completions)
         steps: list[CascadeStep] = []
-        for stage in range(len(chain)):
+        prior = self.policy.query_priors([query])[0]
+        stage: int | None = 0
+        while stage is not None:
             if stage > 0:
                 got += await self._ask(chain[stage], len(got), ctx)
-            step = self.policy.step(stage, self._answers(got, kind, query), kind)
+            step = self.policy.step(stage, self._answers(got, kind, query), kind, prior)
             steps.append(step)
-            if step.accept:
-                break
+            stage = step.next_stage
         index = self.policy.chosen(self._answers(got, kind, query), kind, len(steps) - 1)
         if not (got[index].ok and got[index].text.strip()):
             # The chosen stage failed (budget, timeout): the first answer that exists.

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from signoria.errors import UsageError
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.orchestrator.cascade.search import Target, best_single, choose, single_point
+from signoria.orchestrator.cascade.search import Target, best_single, choose_many, single_point
 from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.embedding import Embedder
 from signoria.routers.policy import CurvePoint, PolicyOutcome, curve_summary, sweep
 
 VALIDATION_SALT = 7919
@@ -48,36 +49,62 @@ def train_cascade(
 ) -> tuple[AnswerCascade, dict[str, Any]]:
     """Fit on all of `table`; what is not given (chain, value) is chosen on a validation
     split of `table` itself (by a hash of seed and row id), never on other rows."""
-    report: dict[str, Any] = {"rows": len(table)}
-    if chain is None or value_usd is None:
-        # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
-        # hash every row to the same side again and leave no validation rows.
-        fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
-        if len(val_rows) == 0 or len(fit_rows) == 0:
-            raise UsageError(
-                "the table is too small for a validation split; give --chain and --value-usd"
-            )
-        # Options are checked against a placeholder chain until the search picks one.
-        placeholder = parse_chain(chain) if chain else (("?",), ("?",))
-        base = settings_from({**options, "chain": placeholder})
-        chains = [base.chain] if chain else None
-        choice = choose(fit_rows, val_rows, target or Target(cost_ratio=0.5), chains, base)
-        chain_value, value = (
-            choice.chain,
-            choice.validation.param if value_usd is None else value_usd,
+    target = target or Target(cost_ratio=0.5)
+    return train_for_targets(
+        table,
+        chain=chain,
+        value_usd=value_usd,
+        targets=[target],
+        validation=validation,
+        seed=seed,
+        options=options,
+    )[0]
+
+
+def train_for_targets(
+    table: RoutingTable,
+    *,
+    chain: str | None,
+    value_usd: float | None,
+    targets: list[Target],
+    validation: float,
+    seed: int,
+    options: dict[str, Any],
+    embedder: Embedder | None = None,
+) -> list[tuple[AnswerCascade, dict[str, Any]]]:
+    """`train_cascade` for several targets from one search (one sweep per candidate)."""
+    if chain is not None and value_usd is not None:
+        settings = settings_from({**options, "chain": parse_chain(chain), "value_usd": value_usd})
+        report = {"rows": len(table), "settings": settings.model_dump(mode="json")}
+        return [(AnswerCascade.fit(table, settings, embedder), report) for _ in targets]
+    # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
+    # hash every row to the same side again and leave no validation rows.
+    fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
+    if len(val_rows) == 0 or len(fit_rows) == 0:
+        raise UsageError(
+            "the table is too small for a validation split; give --chain and --value-usd"
         )
-        report["validation"] = {
-            "rows": len(val_rows),
-            "chains_tried": choice.tried,
-            "point": choice.validation.as_json(),
-            "best_single": choice.reference.as_json(),
+    # Options are checked against a placeholder chain until the search picks one.
+    placeholder = parse_chain(chain) if chain else (("?",), ("?",))
+    base = settings_from({**options, "chain": placeholder})
+    chains = [base.chain] if chain else None
+    choices = choose_many(fit_rows, val_rows, targets, chains, base, embedder)
+    fitted = []
+    for choice in choices:
+        value = choice.validation.param if value_usd is None else value_usd
+        settings = settings_from({**options, "chain": choice.chain, "value_usd": value})
+        report = {
+            "rows": len(table),
+            "validation": {
+                "rows": len(val_rows),
+                "chains_tried": choice.tried,
+                "point": choice.validation.as_json(),
+                "best_single": choice.reference.as_json(),
+            },
+            "settings": settings.model_dump(mode="json"),
         }
-    else:
-        chain_value, value = parse_chain(chain), value_usd
-    settings = settings_from({**options, "chain": chain_value, "value_usd": value})
-    cascade = AnswerCascade.fit(table, settings)
-    report["settings"] = settings.model_dump(mode="json")
-    return cascade, report
+        fitted.append((AnswerCascade.fit(table, settings, embedder), report))
+    return fitted
 
 
 def evaluate_cascade(

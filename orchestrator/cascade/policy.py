@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from signoria.orchestrator.answers import AnswerKind
 from signoria.orchestrator.cascade.features import KINDS, Answer, Vote, answer_kind, log_odds
 from signoria.orchestrator.cascade.features import stage_features as features_of
+from signoria.orchestrator.cascade.priors import QueryPriors
 from signoria.orchestrator.result import CascadeStep
 from signoria.routers.data import RoutingDataError, RoutingTable
+from signoria.routers.embedding import Embedder
 from signoria.routers.policy import PolicyOutcome
 from signoria.routers.trainable import RouterContext
 
@@ -51,6 +53,9 @@ class CascadeSettings(BaseModel):
     final: Literal["last", "vote"] = "last"
     regularisation: float = Field(default=1.0, gt=0.0, description="inverse L2 strength (C)")
     prior: float = Field(default=1.0, gt=0.0, description="Laplace counts for model accuracy")
+    query_prior: bool = Field(
+        default=False, description="add each chain model's chance of being right, from the query"
+    )
 
     @field_validator("chain")
     @classmethod
@@ -107,28 +112,39 @@ class AnswerCascade:
         weights: dict[str, dict[str, float]],
         scorers: dict[tuple[int, int], Scorer],
         stage_cost: dict[str, list[float]],
+        priors: QueryPriors | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.settings = settings
         self.weights = weights
         self.scorers = scorers
         self.stage_cost = stage_cost
+        self.priors = priors
+        # Where query embeddings come from (only with `query_prior`); shared caches welcome.
+        self.embedder = embedder
 
     # -- training ------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: RoutingTable, settings: CascadeSettings) -> AnswerCascade:
+    def fit(
+        cls, table: RoutingTable, settings: CascadeSettings, embedder: Embedder | None = None
+    ) -> AnswerCascade:
         missing = [m for m in settings.models if m not in table.models]
         if missing:
             raise RoutingDataError(f"the chain names models the table lacks: {missing}")
         kinds = [answer_kind(q) for q in table.queries]
         weights = _weights(table, kinds, settings.prior)
         stage_cost = _stage_costs(table, kinds, settings.chain)
-        cascade = cls(settings, weights, {}, stage_cost)
+        cascade = cls(settings, weights, {}, stage_cost, embedder=embedder)
         answers = [cascade._answers(table, i, kinds[i]) for i in range(len(table))]
+        priors = cascade._fit_priors(table)
         last = len(settings.chain) - 1
         for k in range(last):
             x = np.stack(
-                [cascade._features(a[k], kind)[0] for a, kind in zip(answers, kinds, strict=True)]
+                [
+                    cascade._features(answers[i][k], kinds[i], priors[i])[0]
+                    for i in range(len(table))
+                ]
             )
             for j in range(k, last + 1):
                 y = np.array(
@@ -142,14 +158,42 @@ class AnswerCascade:
                 )
         return cascade
 
+    def _fit_priors(self, table: RoutingTable) -> np.ndarray:
+        """Out-of-fold query priors of the training rows ([n, 0] without `query_prior`);
+        the priors kept for new queries are fitted on all of them."""
+        models = self.settings.models
+        if not self.settings.query_prior:
+            return np.zeros((len(table), 0))
+        x = self.embed(table.queries)
+        right = (table.scores[:, [table.models.index(m) for m in models]] >= 0.5).astype(int)
+        c = self.settings.regularisation
+        self.priors = QueryPriors.fit(x, right, models, c)
+        return QueryPriors.out_of_fold(x, right, models, c)
+
+    def embed(self, queries: Sequence[str]) -> np.ndarray:
+        if self.embedder is None:
+            self.embedder = Embedder()
+        return self.embedder.embed(queries)
+
+    def query_priors(self, queries: Sequence[str]) -> np.ndarray:
+        """[n, chain models] for new queries; [n, 0] when the cascade uses none."""
+        if self.priors is None:
+            return np.zeros((len(queries), 0))
+        return self.priors.predict(self.embed(queries))
+
     def with_value(self, value_usd: float) -> AnswerCascade:
         settings = self.settings.model_copy(update={"value_usd": value_usd})
-        return AnswerCascade(settings, self.weights, self.scorers, self.stage_cost)
+        return AnswerCascade(
+            settings, self.weights, self.scorers, self.stage_cost, self.priors, self.embedder
+        )
 
     # -- deciding --------------------------------------------------------------------------
 
-    def _features(self, answers: Sequence[Answer], kind: AnswerKind) -> tuple[np.ndarray, Vote]:
-        return features_of(answers, kind, self.weights.get(kind) or self.weights["all"])
+    def _features(
+        self, answers: Sequence[Answer], kind: AnswerKind, prior: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Vote]:
+        x, vote = features_of(answers, kind, self.weights.get(kind) or self.weights["all"])
+        return (x if prior is None else np.concatenate([x, prior])), vote
 
     def chosen(self, answers: Sequence[Answer], kind: AnswerKind, stage: int) -> int:
         """Index of the answer the cascade returns when it stops after `stage`."""
@@ -163,27 +207,38 @@ class AnswerCascade:
 
     def decide(
         self, stage: int, probabilities: Sequence[float], kind: AnswerKind
-    ) -> tuple[bool, float, float | None]:
-        """(accept, best gain, its expected extra cost) from P[stage, j] for j >= stage."""
+    ) -> tuple[bool, int, float, float | None]:
+        """(accept, next stage, its gain, its expected extra cost) from P[stage, j], j >= stage.
+
+        Going on means either the next stage (worth it if some stage j before the last,
+        reached through every stage up to j, pays for itself) or straight to the last
+        stage, skipping the ones between: paying them on the way to the strongest model
+        would buy nothing its answer does not already bring.
+        """
         last = len(self.settings.chain) - 1
         if stage >= last:
-            return True, 0.0, None
+            return True, last, 0.0, None
         costs = self.stage_cost.get(kind) or self.stage_cost["all"]
-        now = probabilities[0]
-        options = [
-            (
-                self.settings.value_usd * (p - now) - float(sum(costs[stage + 1 : stage + i + 1])),
-                p - now,
-                float(sum(costs[stage + 1 : stage + i + 1])),
+        now, value = probabilities[0], self.settings.value_usd
+        options = []
+        for j, p in enumerate(probabilities[1:], start=stage + 1):
+            extra = float(costs[last]) if j == last else float(sum(costs[stage + 1 : j + 1]))
+            options.append(
+                (value * (p - now) - extra, j if j == last else stage + 1, p - now, extra)
             )
-            for i, p in enumerate(probabilities[1:], start=1)
-        ]
-        worth, gain, extra = max(options, key=lambda option: option[0])
-        return worth <= 0.0, gain, extra
+        worth, target, gain, extra = max(options, key=lambda option: option[0])
+        return worth <= 0.0, target, gain, extra
 
-    def step(self, stage: int, answers: Sequence[Answer], kind: AnswerKind) -> CascadeStep:
-        """The live decision after `stage` (answers in chain order, all stages so far)."""
-        x, vote = self._features(answers, kind)
+    def step(
+        self,
+        stage: int,
+        answers: Sequence[Answer],
+        kind: AnswerKind,
+        prior: np.ndarray | None = None,
+    ) -> CascadeStep:
+        """The live decision after `stage` (answers in chain order, all stages so far;
+        `prior`: the query's row of `query_priors` when the cascade uses them)."""
+        x, vote = self._features(answers, kind, prior)
         last = len(self.settings.chain) - 1
         if stage >= last:
             index = self.answer_index(answers, vote, stage)
@@ -199,7 +254,7 @@ class AnswerCascade:
         probabilities = [
             float(self.scorers[(stage, j)].probability(x)[0]) for j in range(stage, last + 1)
         ]
-        accept, gain, extra = self.decide(stage, probabilities, kind)
+        accept, target, gain, extra = self.decide(stage, probabilities, kind)
         return CascadeStep(
             stage=stage,
             models=self.settings.chain[stage],
@@ -207,6 +262,7 @@ class AnswerCascade:
             gain=gain,
             extra_cost=extra,
             accept=accept,
+            next_stage=None if accept else target,
             answer=answers[self.answer_index(answers, vote, stage)].value,
         )
 
@@ -241,8 +297,9 @@ class AnswerCascade:
         last = len(self.settings.chain) - 1
         votes: list[list[Vote]] = [[] for _ in answers]
         probability: dict[tuple[int, int], np.ndarray] = {}
+        priors = self.query_priors(table.queries)
         for k in range(last + 1):
-            pairs = [self._features(a[k], kind) for a, kind in zip(answers, kinds, strict=True)]
+            pairs = [self._features(answers[i][k], kinds[i], priors[i]) for i in range(len(table))]
             for i, (_, vote) in enumerate(pairs):
                 votes[i].append(vote)
             if k < last and pairs:
@@ -259,19 +316,26 @@ class AnswerCascade:
         score = np.zeros(len(table))
         cost = np.zeros(len(table))
         calls = np.zeros((len(table), len(table.models)))
+        offsets = np.cumsum([0, *(len(stage) for stage in self.settings.chain)])
         for i in range(len(table)):
-            for k, stage in enumerate(self.settings.chain):
+            every = prepared.answers[i][last]  # every stage's answers, in chain order
+            called: list[Answer] = []
+            k = 0
+            while True:
+                stage = self.settings.chain[k]
+                called += every[offsets[k] : offsets[k + 1]]
                 columns = [table.models.index(m) for m in stage]
                 cost[i] += table.costs[i, columns].sum()
                 calls[i, columns] += 1.0
-                if k < last:
-                    p = [float(prepared.probability[(k, j)][i]) for j in range(k, last + 1)]
-                    if not self.decide(k, p, prepared.kinds[i])[0]:
-                        continue
-                answers = prepared.answers[i][k]
-                model = answers[self.answer_index(answers, prepared.votes[i][k], k)].model
-                score[i] = table.scores[i, table.models.index(model)]
-                break
+                if k == last:
+                    break
+                p = [float(prepared.probability[(k, j)][i]) for j in range(k, last + 1)]
+                accept, k_next, _, _ = self.decide(k, p, prepared.kinds[i])
+                if accept:
+                    break
+                k = k_next
+            model = called[self.chosen(called, prepared.kinds[i], k)].model
+            score[i] = table.scores[i, table.models.index(model)]
         return PolicyOutcome(score=score, cost=cost, calls=calls)
 
     # -- Sweepable ----------------------------------------------------------------------------
@@ -299,6 +363,7 @@ class AnswerCascade:
             "settings": self.settings.model_dump(mode="json"),
             "weights": self.weights,
             "stage_cost": self.stage_cost,
+            "priors": None if self.priors is None else self.priors.to_json(),
             "scorers": [
                 {"from": k, "to": j, "coef": s.coef.tolist(), "intercept": s.intercept}
                 for (k, j), s in sorted(self.scorers.items())
@@ -331,9 +396,10 @@ class AnswerCascade:
                 str(k): {str(m): float(w) for m, w in v.items()} for k, v in raw["weights"].items()
             }
             stage_cost = {str(k): [float(c) for c in v] for k, v in raw["stage_cost"].items()}
+            priors = QueryPriors.from_json(raw["priors"]) if raw.get("priors") else None
         except (KeyError, TypeError, ValueError) as exc:
             raise RoutingDataError(f"{path}: malformed cascade file ({exc})") from None
-        return cls(settings, weights, scorers, stage_cost)
+        return cls(settings, weights, scorers, stage_cost, priors)
 
 
 def _weights(

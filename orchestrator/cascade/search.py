@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.routers.data import RoutingTable
+from signoria.routers.embedding import Embedder
 from signoria.routers.policy import CurvePoint, PolicyOutcome, sweep
 
 Chain = tuple[tuple[str, ...], ...]
@@ -103,20 +104,41 @@ def choose(
     chains: Sequence[Chain] | None = None,
     base: CascadeSettings | None = None,
 ) -> Choice:
-    """The chain and value that best meet `target` on `validation`, fitted on `train`.
+    """The chain and value that best meet `target` on `validation`, fitted on `train`."""
+    return choose_many(train, validation, [target], chains, base)[0]
+
+
+def choose_many(
+    train: RoutingTable,
+    validation: RoutingTable,
+    targets: Sequence[Target],
+    chains: Sequence[Chain] | None = None,
+    base: CascadeSettings | None = None,
+    embedder: Embedder | None = None,
+) -> list[Choice]:
+    """One choice per target from one sweep of every candidate chain.
 
     When no candidate meets a quality target, the one that comes closest (highest
     quality, then cheapest) is returned: the caller reports what it reaches.
     """
     reference = single_point(validation, best_single(train))
-    best: tuple[tuple[float, ...], Chain, CurvePoint] | None = None
     candidates = list(chains or candidate_chains(train))
+    curves: list[tuple[Chain, list[CurvePoint]]] = []
     for chain in candidates:
         settings = (base or CascadeSettings(chain=chain)).model_copy(update={"chain": chain})
-        cascade = AnswerCascade.fit(train, settings)
-        points = sweep(cascade, validation, None)
+        cascade = AnswerCascade.fit(train, settings, embedder)
+        curves.append((chain, sweep(cascade, validation)))
+    return [_best(curves, reference, target) for target in targets]
+
+
+def _best(
+    curves: Sequence[tuple[Chain, list[CurvePoint]]], reference: CurvePoint, target: Target
+) -> Choice:
+    best: tuple[tuple[float, ...], Chain, CurvePoint] | None = None
+    for chain, points in curves:
+        priced = [p for p in points if p.cost is not None]
         point = pick(points, reference, target) or max(
-            (p for p in points if p.cost is not None), key=lambda p: (p.quality, -(p.cost or 0.0))
+            priced, key=lambda p: (p.quality, -(p.cost or 0.0))
         )
         meets = pick([point], reference, target) is not None
         cost = -(point.cost or 0.0)
@@ -131,5 +153,5 @@ def choose(
         value_usd=point.param,
         validation=point,
         reference=reference,
-        tried=len(candidates),
+        tried=len(curves),
     )
