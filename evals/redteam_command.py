@@ -114,6 +114,7 @@ def redteam_command(
             experts=tuple(honest),
             workdir=Path(tmp),
             in_sample=not test_fraction,
+            seed=seed,
         )
         chosen = lineup(orchestrator, name, aggregators, sources)
         for note in [*chosen.notes, *(f"skipped {k}: {v}" for k, v in chosen.skipped.items())]:

@@ -49,6 +49,7 @@ class Sources:
     experts: tuple[str, ...]  # the honest seats, strongest first
     workdir: Path
     in_sample: bool  # no split: the training rows are the evaluated rows
+    seed: int = 0  # of the split; also seeds the fit's cross-validation folds
 
 
 def expand(names: list[str]) -> list[str]:
@@ -92,7 +93,7 @@ def _learned(found: Lineup, sources: Sources) -> None:
         return
     rows = [r for r in sources.train.rows if is_letter(r.get("reference"))]
     try:
-        weights = fit_weights(rows, sources.experts, answer="letter")
+        weights = fit_weights(rows, sources.experts, answer="letter", seed=sources.seed)
     except VoteWeightsError as exc:
         found.skipped[LEARNED] = f"cannot fit weights on the training rows ({exc})"
         return

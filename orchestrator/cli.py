@@ -566,7 +566,9 @@ def aggregator_fit(
     test_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.99, help="Share held out (never fitted on).")
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the cross-validation folds.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split and the cross-validation folds.")
+    ] = 0,
     answer: Annotated[AnswerOption, typer.Option(help="How answers are compared.")] = (
         AnswerOption.auto
     ),
