@@ -31,8 +31,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from signoria.orchestrator.answers import AnswerKind
-from signoria.orchestrator.cascade.features import KINDS, Answer, Vote, answer_kind, log_odds
+from signoria.orchestrator.cascade.features import Answer, Vote, answer_kind
 from signoria.orchestrator.cascade.features import stage_features as features_of
+from signoria.orchestrator.cascade.fitting import Scorer, stage_costs, weights_by_kind
 from signoria.orchestrator.cascade.priors import QueryPriors
 from signoria.orchestrator.result import CascadeStep
 from signoria.routers.data import RoutingDataError, RoutingTable
@@ -67,29 +68,6 @@ class CascadeSettings(BaseModel):
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(m for stage in self.chain for m in stage)
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """A fitted logistic regression kept as numbers."""
-
-    coef: np.ndarray
-    intercept: float
-
-    def probability(self, x: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(x) @ self.coef + self.intercept
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
-        return out
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, regularisation: float) -> Scorer:
-        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3)) if y.size else 0.5
-        if y.size == 0 or y.min() == y.max():  # one class: a constant is all there is
-            return cls(coef=np.zeros(x.shape[1]), intercept=float(np.log(rate / (1 - rate))))
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=regularisation, max_iter=2000).fit(x, y)
-        return cls(coef=model.coef_[0].astype(float), intercept=float(model.intercept_[0]))
 
 
 @dataclass(frozen=True)
@@ -133,8 +111,8 @@ class AnswerCascade:
         if missing:
             raise RoutingDataError(f"the chain names models the table lacks: {missing}")
         kinds = [answer_kind(q) for q in table.queries]
-        weights = _weights(table, kinds, settings.prior)
-        stage_cost = _stage_costs(table, kinds, settings.chain)
+        weights = weights_by_kind(table, kinds, settings.prior)
+        stage_cost = stage_costs(table, kinds, settings.chain)
         cascade = cls(settings, weights, {}, stage_cost, embedder=embedder)
         answers = [cascade._answers(table, i, kinds[i]) for i in range(len(table))]
         priors = cascade._fit_priors(table)
@@ -400,35 +378,3 @@ class AnswerCascade:
         except (KeyError, TypeError, ValueError) as exc:
             raise RoutingDataError(f"{path}: malformed cascade file ({exc})") from None
         return cls(settings, weights, scorers, stage_cost, priors)
-
-
-def _weights(
-    table: RoutingTable, kinds: Sequence[str], prior: float
-) -> dict[str, dict[str, float]]:
-    """Per answer kind and model: the log-odds of the model's training accuracy."""
-    out: dict[str, dict[str, float]] = {}
-    kind_of = np.array(kinds)
-    for kind in (*KINDS, "all"):
-        rows = np.ones(len(table), bool) if kind == "all" else kind_of == kind
-        if not rows.any():
-            continue
-        right = (table.scores[rows] >= 0.5).sum(axis=0)
-        accuracy = (right + prior) / (rows.sum() + 2 * prior)
-        out[kind] = {m: log_odds(float(a)) for m, a in zip(table.models, accuracy, strict=True)}
-    return out
-
-
-def _stage_costs(
-    table: RoutingTable, kinds: Sequence[str], chain: tuple[tuple[str, ...], ...]
-) -> dict[str, list[float]]:
-    kind_of = np.array(kinds)
-    costs = np.nan_to_num(table.costs, nan=0.0)
-    out: dict[str, list[float]] = {}
-    for kind in (*KINDS, "all"):
-        rows = np.ones(len(table), bool) if kind == "all" else kind_of == kind
-        if rows.any():
-            out[kind] = [
-                float(costs[rows][:, [table.models.index(m) for m in stage]].sum(axis=1).mean())
-                for stage in chain
-            ]
-    return out
