@@ -233,3 +233,29 @@ def test_cli_all_runs_every_registered_aggregator_on_a_held_out_split(tmp_path: 
     # Fitted on the training rows only, learned-vote follows m1 and loses nothing clean.
     clean = {name: r["clean_acc"] for name, r in summary["aggregators"].items()}
     assert clean["learned-vote"] >= clean["majority"]
+
+
+def test_live_lineup_fills_llm_aggregators_with_the_first_expert(tmp_path: Path) -> None:
+    from signoria.evals.redteam_lineup import Sources, lineup
+    from signoria.orchestrator.aggregators.synthesize import Synthesize
+    from signoria.orchestrator.sdk import Orchestrator
+
+    config = Path(__file__).parent / "configs" / "gateway.yaml"
+    with Orchestrator.from_config(config) as orchestrator:
+        sources = Sources(
+            backend="live",
+            model="a",
+            train=None,
+            experts=("a#0", "b#1", "c#2"),
+            workdir=tmp_path,
+            in_sample=True,
+        )
+        found = lineup(orchestrator, "vote", ["all"], sources)
+    assert set(found.aggregators) | set(found.skipped) == set(AGGREGATORS)
+    synthesize = found.aggregators["synthesize"]
+    assert isinstance(synthesize, Synthesize) and synthesize.params.model == "a"
+    assert "synthesize: model a" in found.notes
+    assert "needs fitted weights" in found.skipped["learned-vote"]
+    assert "needs parameters" in found.skipped["cascade"]
+    # A pipeline of the config with an aggregator's name brings its configured params.
+    assert found.aggregators["moa"] is orchestrator.pipelines["moa"].aggregator
