@@ -117,6 +117,10 @@ def redteam_command(
             seed=seed,
         )
         chosen = lineup(orchestrator, name, aggregators, sources)
+        if backend == "replay" and not test_fraction:
+            chosen.notes.insert(
+                0, "experts chosen on the rows the red team runs on (--test-fraction holds out)"
+            )
         for note in [*chosen.notes, *(f"skipped {k}: {v}" for k, v in chosen.skipped.items())]:
             sys.stderr.write(f"{note}\n")
         targets = target_table(items)

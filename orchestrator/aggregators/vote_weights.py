@@ -41,8 +41,9 @@ POOLED = "*"  # the weights of all training rows together: for a query of no kno
 SHARPNESS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 MIN_TASK_ROWS = 30  # fewer rows than this: the task uses the pooled weights
 CORRECT = 0.5  # a recorded score at or above this is a right answer
-# A ballot that earns no trust (unknown expert, no better than chance, exposed liar):
+# The weight of a ballot that earns nothing (no better than chance, mostly distrusted):
 # small but not zero, so that among such ballots the vote is still a plain majority.
+# (learned-vote leaves unknown and exposed experts out of the vote altogether.)
 FLOOR = 0.05
 # Resting trust of a known expert: the most a trust test can end at, and what the
 # weights are fitted with, so an honest expert at rest votes exactly as fitted.
