@@ -218,6 +218,22 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
     )
     assert "unchanged" in again.stdout
 
+    # A server started on the same config now routes with the swapped-in artifact: the
+    # Winogrande queries the old router sent to claude-v1 go mostly to Yi-34B.
+    winogrande = [r for r in loop.served.values() if r["task"] == "winogrande"][:20]
+    log = loop.root / "restarted.log"
+    with running_server("--config", str(loop.config), "--no-record", log=log) as restarted:
+        client = OpenAI(base_url=f"{restarted.base_url}/v1", api_key="unused", max_retries=0)
+        firsts = []
+        for row in winogrande:
+            reply = client.chat.completions.create(
+                model="signoria/routed", messages=[{"role": "user", "content": row["query"]}]
+            )
+            firsts.append((reply.model_extra or {})["signoria"]["routing"]["assignments"][0])
+    before = [loop.answered_by[i] for i, r in loop.served.items() if r in winogrande]
+    assert before.count("yi") <= 2, before
+    assert [f["expert"] for f in firsts].count("yi") >= 12, firsts
+
 
 @slow
 def test_feedback_on_an_unknown_request_is_404(loop: Loop) -> None:
