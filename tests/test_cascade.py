@@ -18,6 +18,7 @@ from signoria.orchestrator.cascade.features import Answer, log_odds, stage_featu
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.orchestrator.cascade.search import Target, choose
 from signoria.orchestrator.config import load_config
+from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
 from signoria.orchestrator.sdk import Orchestrator
 from signoria.routers.data import (
     Outcome,
@@ -29,8 +30,11 @@ from signoria.routers.data import (
 )
 from signoria.routers.data import load_table as load_routing_table
 from signoria.routers.policy import sweep
+from tests.aggregation_helpers import build, pipeline, pool
+from tests.conftest import scripted
 
 FIXTURES = Path(__file__).parent / "fixtures"
+MCQ = "Question?\nA) yes\nB) no\nAnswer with the letter."
 TINY = FIXTURES / "routing_tiny.jsonl"
 TINY_MODELS = FIXTURES / "routing_tiny.models.json"
 SIGNORIA = str(Path(sys.executable).parent / "signoria")
@@ -285,3 +289,63 @@ def test_a_cascade_naming_a_model_the_pool_lacks_fails_at_load(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"aggregator\.file\.chain\[1\]\[0\]: unknown model"):
         load_config(tmp_path / "config.yaml")
+
+
+@pytest.fixture()
+def cascade_file(fitted: tuple[AnswerCascade, RoutingTable], tmp_path: Path) -> Path:
+    fitted[0].save(tmp_path / "c.json")
+    return tmp_path / "c.json"
+
+
+def cascade_pipeline(path: Path, first: tuple[str, ...] = (CHEAP, SECOND)) -> Pipeline:
+    return pipeline(list(first), build("cascade", file=str(path)))
+
+
+async def test_edge_every_stage_fails(cascade_file: Path) -> None:
+    experts = [scripted(m, behaviour="error", retryable=False) for m in (CHEAP, SECOND, STRONG)]
+    with pytest.raises(PipelineFailed, match="no expert answered") as info:
+        await cascade_pipeline(cascade_file).run(MCQ, pool(*experts))
+    assert [c.expert for c in info.value.result.calls] == [CHEAP, SECOND, STRONG]
+    assert info.value.result.aggregation is not None
+    assert [s.stage for s in info.value.result.aggregation.steps] == [0, 1]
+
+
+async def test_edge_one_cheap_expert_fails(cascade_file: Path) -> None:
+    experts = [
+        scripted(CHEAP, behaviour="error", retryable=False),
+        scripted(SECOND, answer="A"),
+        scripted(STRONG, answer="The answer is (A)"),
+    ]
+    result = await cascade_pipeline(cascade_file).run(MCQ, pool(*experts))
+    assert "A" in result.answer
+    assert result.aggregation is not None and 0 not in result.aggregation.chosen
+
+
+async def test_edge_garbage_from_the_strong_model_keeps_an_answer(cascade_file: Path) -> None:
+    experts = [
+        scripted(CHEAP, answer="A"),
+        scripted(SECOND, answer="B"),
+        scripted(STRONG, behaviour="garbage"),
+    ]
+    result = await cascade_pipeline(cascade_file).run(MCQ, pool(*experts))
+    assert [c.expert for c in result.calls] == [CHEAP, SECOND, STRONG]
+    assert result.answer  # the strong model's text, whatever it is, is an answer
+
+
+async def test_edge_a_router_that_skips_the_first_stage_is_an_error(cascade_file: Path) -> None:
+    experts = [scripted(m, answer="A") for m in (CHEAP, SECOND, STRONG)]
+    with pytest.raises(PipelineFailed, match="first stage"):
+        await cascade_pipeline(cascade_file, (SECOND,)).run(MCQ, pool(*experts))
+
+
+async def test_edge_a_budget_that_cannot_pay_the_strong_model(cascade_file: Path) -> None:
+    experts = [
+        scripted(CHEAP, answer="A", price=0.0),
+        scripted(SECOND, answer="B", price=0.0),
+        scripted(STRONG, answer="A", price=1000.0),
+    ]
+    line = pipeline([CHEAP, SECOND], build("cascade", file=str(cascade_file)), budget_usd=0.01)
+    result = await line.run(MCQ, pool(*experts))
+    strong = [c for c in result.calls if c.expert == STRONG]
+    assert strong and all(c.error for c in strong)  # refused by the budget, not paid
+    assert result.answer in {"A", "B"}  # the first answer that exists
