@@ -62,7 +62,7 @@ def _invalid(exc: ValidationError) -> ApiError:
     return bad_request(f"{field}: {message}" if field else message, param=field)
 
 
-def _not_found(request_id: str, why: str) -> ApiError:
+def _not_found(why: str) -> ApiError:
     return ApiError(404, why, param="request_id", code="request_not_found")
 
 
@@ -101,7 +101,6 @@ def add_feedback_route(
         target = store()
         if target is None:
             raise _not_found(
-                body.request_id,
                 "this server does not record requests (--no-record), so no request id "
                 "can be given feedback",
             )
@@ -115,7 +114,7 @@ def add_feedback_route(
                 enforce_client=enforce_keys,
             )
         except UnknownRequest as exc:
-            raise _not_found(body.request_id, str(exc)) from None
+            raise _not_found(str(exc)) from None
         except FeedbackRefused as exc:
             raise bad_request(str(exc), param="score", code="not_scorable") from None
         return FeedbackResponse(
