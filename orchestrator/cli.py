@@ -66,6 +66,14 @@ DbOption = Annotated[
     typer.Option("--db", help="Database URL (default: $SIGNORIA_DB or SQLite in SIGNORIA_HOME)."),
 ]
 LimitOption = Annotated[int | None, typer.Option(min=1, help="First N items only.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr (errors only).")
+]
+# Static, so `--help` imports no registry; tests/test_routers.py checks it names them all.
+TRAINABLE_HELP = (
+    "Trainable router: graph, skills, threshold, pareto, cascade, or a baseline: random, "
+    "best-single, cheapest, knn, mlp, svm, mf (`signoria route list`)."
+)
 
 
 # Choices are enums so that click rejects a wrong value before anything is imported.
@@ -189,7 +197,7 @@ def models_pull(
 
 @route_app.command("train")
 def route_train(
-    router: Annotated[str, typer.Option(help="Trainable router (see `signoria route list`).")],
+    router: Annotated[str, typer.Option(help=TRAINABLE_HELP)],
     train: Annotated[Path, typer.Option(help="Routing-outcome table (JSONL).")],
     models: Annotated[Path, typer.Option(help="Models file (JSON): descriptions, prices.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
@@ -202,8 +210,12 @@ def route_train(
     limit: LimitOption = None,
     option: Annotated[
         list[str] | None,
-        typer.Option(help="KEY=VALUE for the router's config, e.g. anchor_margin=0.2 (graph)."),
+        typer.Option(
+            help="KEY=VALUE for the router's params, e.g. share=0.3 (threshold), "
+            "budget_usd=0.001 (pareto), threshold=0.6 (cascade), anchor_margin=0.2 (graph)."
+        ),
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a router and the baselines on an outcome table; save a self-contained artifact."""
     from signoria.routers.commands import train_command
@@ -219,6 +231,7 @@ def route_train(
         seed=seed,
         limit=limit,
         options=option,
+        quiet=quiet,
     )
 
 
@@ -229,32 +242,48 @@ def route_eval(
     models: Annotated[Path | None, typer.Option(help="Models file (for unseen models).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Cost-quality plot (PNG).")] = None,
     limit: LimitOption = None,
+    router: Annotated[
+        str | None, typer.Option(help="Which router of the artifact to report (default: its own).")
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Whole cost-quality curves of every router with a knob.")
+    ] = False,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Router and every baseline on the same held-out rows: quality, cost, call share."""
     from signoria.routers.commands import eval_command
 
     eval_command(
-        artifact=artifact, test=test, models=models, as_json=as_json, plot_path=plot, limit=limit
+        artifact=artifact,
+        test=test,
+        models=models,
+        as_json=as_json,
+        plot_path=plot,
+        limit=limit,
+        router=router,
+        with_sweep=sweep,
+        quiet=quiet,
     )
 
 
 @route_app.command("list")
 def route_list(as_json: JsonOption = False) -> None:
-    """Every router: live ones a pipeline names, trainable ones `route train` fits."""
-    from signoria.routers.registry import ROUTERS, TRAINABLE
+    """Every router: live ones a pipeline names, trainable ones `route train` fits (with
+    the knob `route eval --sweep` moves)."""
+    from signoria.routers.commands import listing
 
-    listing = {
-        "live": {name: ROUTERS[name].extra for name in ROUTERS},
-        "trainable": {name: TRAINABLE[name].extra for name in TRAINABLE},
-    }
+    routers = listing()
     if as_json:
-        print(json.dumps(listing))
+        print(json.dumps(routers))
         return
-    for kind, names in listing.items():
-        for name, extra in names.items():
-            needs = f"  (needs signoria[{extra}])" if extra else ""
-            print(f"{kind:<10} {name}{needs}")
+    for kind, names in routers.items():
+        for name, entry in names.items():
+            needs = f"  (needs signoria[{entry['extra']}])" if entry["extra"] else ""
+            knob = ""
+            if kind == "trainable":
+                knob = f"  sweep: {entry['sweep'] or '-'}" if entry["installed"] else ""
+            print(f"{kind:<10} {name:<12}{knob}{needs}")
 
 
 @route_app.command("retrain")

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoria.agents.types import ModelCard
-from signoria.errors import SignoriaError
+from signoria.errors import SignoriaError, UsageError
 from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable
 from signoria.routers.embedding import Embedder
@@ -49,6 +49,8 @@ class Manifest(BaseModel):
     seed: int
     trained_on: dict[str, Any] = Field(default_factory=dict)
     fit_seconds: dict[str, float] = Field(default_factory=dict)
+    # The router's --option values as given (its weights folder holds the full config).
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("info", mode="before")
     @classmethod
@@ -63,6 +65,11 @@ class Manifest(BaseModel):
 
 class ArtifactError(SignoriaError):
     pass
+
+
+class OptionError(ArtifactError, UsageError):
+    """A `--option` the router does not have, or a value its params model rejects:
+    a usage error (exit 2), named by its key."""
 
 
 def installed_baselines() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -80,11 +87,11 @@ def build(name: str, options: Mapping[str, Any] | None = None) -> TrainableRoute
         return router
     config = getattr(router, "config", None)
     if not isinstance(config, BaseModel):
-        raise ArtifactError(f"router {name!r} takes no options")
+        raise OptionError(f"router {name!r} takes no options")
     fields = type(config).model_fields
     unknown = sorted(set(options) - set(fields))
     if unknown:
-        raise ArtifactError(
+        raise OptionError(
             f"router {name!r} has no option {', '.join(unknown)} (known: {', '.join(fields)})"
         )
     try:
@@ -92,7 +99,7 @@ def build(name: str, options: Mapping[str, Any] | None = None) -> TrainableRoute
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise ArtifactError(f"router {name!r} option {where}: {problem['msg']}") from None
+        raise OptionError(f"router {name!r} option {where}: {problem['msg']}") from None
     return router
 
 
@@ -136,6 +143,7 @@ def train_artifact(
         seed=seed,
         trained_on={**(source or {}), "rows": len(table)},
         fit_seconds=timings,
+        options=dict(options or {}),
     )
     (out / MANIFEST).write_text(
         manifest.model_dump_json(indent=2, exclude={"info": {"__all__": {"name"}}})

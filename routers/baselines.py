@@ -1,7 +1,8 @@
 """The baselines every learned router must beat side by side.
 
 Quality predictors (kNN, MLP, matrix factorisation) predict each model's score from the
-query embedding and route by utility; the SVM classifies the reward-best model directly.
+query embedding and route by utility (the SVM per model, on correctness), so their
+utilities re-weight with the trade-off (`route eval --sweep` sweeps alpha).
 Random, best-single and cheapest need no features. The oracle is not a router: it reads
 the test outcomes and is reported as the upper bound (see `signoria.routers.evaluate`).
 """
@@ -74,6 +75,7 @@ class _SklearnQuality:
     """Predicts each model's score from the query embedding with a scikit-learn regressor."""
 
     name: ClassVar[str] = "sklearn"
+    sweep_param: ClassVar[str] = "alpha"
 
     def __init__(self) -> None:
         self.model: Any = None
@@ -121,53 +123,60 @@ class MLPRouter(_SklearnQuality):
 
 
 class SVMRouter:
-    """Classifies the reward-best model (ties to the cheaper of the best) with an SVM."""
+    """One linear SVM per model on "is this model right on this query" (score >= 0.5),
+    Platt-scaled to a probability: that is its predicted quality, routed by utility like
+    every other predictor. (Classifying the reward-best model instead collapsed to the
+    cheapest model whenever it was among the right ones, in every scenario.)"""
 
     name: ClassVar[str] = "svm"
+    sweep_param: ClassVar[str] = "alpha"
 
     def __init__(self) -> None:
-        self.model: Any = None
-        self.classes: list[int] = []
+        # Per model: a fitted classifier, or the training accuracy when one class is seen.
+        self.models: list[Any] = []
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
+        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
 
-        reward = ctx.reward(table) - 1e-9 * ctx.normalised_cost()[None, :]
-        labels = np.argmax(reward, axis=1)
-        self.classes = sorted(set(labels.tolist()))
-        if len(self.classes) == 1:
-            self.model = None
-            return
-        self.model = LinearSVC(C=1.0, random_state=ctx.seed)
-        self.model.fit(ctx.features(table.queries), labels)
+        x = ctx.features(table.queries)
+        self.models = []
+        for j in range(len(ctx.models)):
+            right = (table.scores[:, j] >= 0.5).astype(int)
+            if min(right.sum(), len(right) - right.sum()) < 3:  # too few of one class
+                self.models.append(float(right.mean()) if len(right) else 0.0)
+                continue
+            svm = LinearSVC(C=0.1, random_state=ctx.seed)
+            model = CalibratedClassifierCV(svm, cv=3, method="sigmoid")
+            self.models.append(model.fit(x, right))
+
+    def quality(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
+        x = ctx.features(queries)
+        columns = [
+            np.full(len(queries), m) if isinstance(m, float) else m.predict_proba(x)[:, 1]
+            for m in self.models
+        ]
+        return np.stack(columns, axis=1) if columns else np.zeros((len(queries), 0))
 
     def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
-        out = np.full((len(queries), len(ctx.models)), -np.inf)
-        if self.model is None:
-            out[:, self.classes[0]] = 0.0
-            return out
-        scores = self.model.decision_function(ctx.features(queries))
-        if scores.ndim == 1:  # two classes: one margin
-            scores = np.stack([-scores, scores], axis=1)
-        out[:, self.classes] = scores
-        return out
+        return ctx.utility(self.quality(queries, ctx))
 
     def save(self, directory: Path) -> None:
         import joblib
 
-        joblib.dump({"model": self.model, "classes": self.classes}, directory / "model.joblib")
+        joblib.dump({"per_model": self.models}, directory / "model.joblib")
 
     def load(self, directory: Path, ctx: RouterContext) -> None:
         import joblib
 
-        state = joblib.load(directory / "model.joblib")
-        self.model, self.classes = state["model"], state["classes"]
+        self.models = list(joblib.load(directory / "model.joblib")["per_model"])
 
 
 class MatrixFactorisation:
     """RouteLLM-style MF: score(q, m) = sigmoid(v_m . W e_q + b_m), trained on outcomes."""
 
     name: ClassVar[str] = "mf"
+    sweep_param: ClassVar[str] = "alpha"
 
     def __init__(self, dim: int = 32, epochs: int = 200) -> None:
         self.dim, self.epochs = dim, epochs

@@ -21,7 +21,9 @@ scores; they differ only in the policy applied to those predictions:
   alone reaches a router, not the cheap models' live answers (see docs/routers.md).
 
 These policies encode their decision as one-hot utilities (1 for the chosen model): the
-trade-off of the context is deliberately not applied, the policy is the trade-off.
+trade-off of the context is deliberately not applied, the policy is the trade-off. Each
+has one knob (`sweep_param`: share, budget_usd, threshold) that `route eval --sweep`
+moves over its whole range, and a params model that `route train --option` validates.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.routers.baselines import KNNRouter, MatrixFactorisation, MLPRouter
 from signoria.routers.data import RoutingTable
@@ -45,6 +48,38 @@ PREDICTORS: dict[str, Callable[[], TrainableRouter]] = {
     MatrixFactorisation.name: MatrixFactorisation,
 }
 CORRECT = 0.5  # predicted score at or above which a model is predicted right
+Predictor = Literal["knn", "mlp", "mf"]
+
+
+class ThresholdParams(BaseModel):
+    """`share`: the share of traffic sent to the strong model, the cost knob a buyer sets.
+    `predictor`: which baseline predicts the two models' scores."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    predictor: Predictor = "mlp"
+    share: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ParetoParams(BaseModel):
+    """`budget_usd`: what one query may cost (expected, USD); None = the median model's
+    expected cost. The best predicted model that fits is chosen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    predictor: Predictor = "knn"
+    budget_usd: float | None = Field(default=None, gt=0.0)
+
+
+class CascadeParams(BaseModel):
+    """`threshold`: escalate when the cheap model's predicted score is below it;
+    `disagreement`: also when the two cheapest are predicted to disagree."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    predictor: Predictor = "knn"
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    disagreement: bool = True
 
 
 def quality_context(ctx: RouterContext) -> RouterContext:
@@ -112,16 +147,40 @@ class _PredictedQuality:
     add a policy with `fit_policy`, `state` and `set_state`."""
 
     name: ClassVar[str] = "predicted-quality"
+    sweep_param: ClassVar[str]
+    config: Any
 
     def __init__(self, predictor: str = "knn") -> None:
         self.predictor_name = predictor
         self.predictor: TrainableRouter = PREDICTORS[predictor]()
 
+    def _configure(self) -> None:
+        """Read the (possibly --option-set) config into the policy's working state."""
+        raise NotImplementedError
+
+    def knob(self) -> float:
+        """The current value of `sweep_param`."""
+        return float(getattr(self, self.sweep_param))
+
+    def set_knob(self, value: float) -> None:
+        setattr(self, self.sweep_param, float(value))
+
     def quality(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
-        """[n, m] predicted score per model."""
-        return self.predictor.utilities(queries, quality_context(ctx))
+        """[n, m] predicted score per model; the last batch's is kept, because a sweep
+        asks for the same rows at every value of the knob."""
+        key = (id(self.predictor), len(ctx.models), tuple(queries))
+        memo = getattr(self, "_memo", None)
+        if memo is not None and memo[0] == key:
+            cached: np.ndarray = memo[1]
+            return cached
+        predicted = self.predictor.utilities(queries, quality_context(ctx))
+        self._memo = (key, predicted)
+        return predicted
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
+        self.predictor_name = self.config.predictor
+        self.predictor = PREDICTORS[self.predictor_name]()
+        self._configure()
         self.predictor.fit(table, quality_context(ctx))
         self.fit_policy(table, ctx)
 
@@ -137,12 +196,18 @@ class _PredictedQuality:
     def save(self, directory: Path) -> None:
         (directory / "predictor").mkdir(parents=True, exist_ok=True)
         self.predictor.save(directory / "predictor")
-        policy = {"predictor": self.predictor_name, **self.state()}
+        policy = {
+            "predictor": self.predictor_name,
+            "config": self.config.model_dump(),
+            **self.state(),
+        }
         (directory / "policy.json").write_text(json.dumps(policy))
 
     def load(self, directory: Path, ctx: RouterContext) -> None:
         policy = json.loads((directory / "policy.json").read_text())
         self.predictor_name = str(policy.pop("predictor"))
+        if "config" in policy:  # artifacts before the params models have none
+            self.config = type(self.config).model_validate(policy.pop("config"))
         self.predictor = PREDICTORS[self.predictor_name]()
         self.predictor.load(directory / "predictor", ctx)
         self.set_state(policy)
@@ -150,9 +215,11 @@ class _PredictedQuality:
 
 class ThresholdRouter(_PredictedQuality):
     name: ClassVar[str] = "threshold"
+    sweep_param: ClassVar[str] = "share"
 
-    def __init__(self, predictor: str = "mlp", share: float = 0.5) -> None:
+    def __init__(self, predictor: Predictor = "mlp", share: float = 0.5) -> None:
         super().__init__(predictor)
+        self.config = ThresholdParams(predictor=predictor, share=share)
         self.share = share
         self.strong = 0
         self.weak = 0
@@ -172,6 +239,15 @@ class ThresholdRouter(_PredictedQuality):
         q = self.quality(queries, ctx)
         gain: np.ndarray = q[:, self.strong] - q[:, self.weak] + tie_break(queries)
         return gain
+
+    def _configure(self) -> None:
+        self.share = self.config.share
+
+    def sweep_values(self, ctx: RouterContext | None) -> list[float]:
+        return [round(float(v), 4) for v in np.linspace(0.0, 1.0, 41)]
+
+    def set_knob(self, value: float) -> None:
+        self.calibrate(float(value))
 
     def calibrate(self, share: float, scores: np.ndarray | None = None) -> float:
         """Set the threshold so that `share` of the traffic goes to the strong model;
@@ -203,10 +279,22 @@ class ThresholdRouter(_PredictedQuality):
 
 class ParetoRouter(_PredictedQuality):
     name: ClassVar[str] = "pareto"
+    sweep_param: ClassVar[str] = "budget_usd"
 
-    def __init__(self, predictor: str = "knn", budget_usd: float | None = None) -> None:
+    def __init__(self, predictor: Predictor = "knn", budget_usd: float | None = None) -> None:
         super().__init__(predictor)
+        self.config = ParetoParams(predictor=predictor, budget_usd=budget_usd)
         self.budget_usd = budget_usd
+
+    def _configure(self) -> None:
+        self.budget_usd = self.config.budget_usd
+
+    def sweep_values(self, ctx: RouterContext | None) -> list[float]:
+        """Each model's expected cost, ascending: between two of them the set of models
+        that fit, and so every choice, is the same; these are the whole curve."""
+        if ctx is None:
+            return []
+        return sorted({float(c) for c in ctx.expected_cost})
 
     def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
         if self.budget_usd is None:
@@ -226,15 +314,27 @@ class ParetoRouter(_PredictedQuality):
 
 class CascadeRouter(_PredictedQuality):
     name: ClassVar[str] = "cascade"
+    sweep_param: ClassVar[str] = "threshold"
 
     def __init__(
-        self, predictor: str = "knn", threshold: float = 0.5, disagreement: bool = True
+        self, predictor: Predictor = "knn", threshold: float = 0.5, disagreement: bool = True
     ) -> None:
         super().__init__(predictor)
+        self.config = CascadeParams(
+            predictor=predictor, threshold=threshold, disagreement=disagreement
+        )
         self.threshold = threshold
         self.disagreement = disagreement
         self.cheap = 0
         self.second = 0
+
+    def _configure(self) -> None:
+        self.threshold = self.config.threshold
+        self.disagreement = self.config.disagreement
+
+    def sweep_values(self, ctx: RouterContext | None) -> list[float]:
+        # Above 1 every query escalates (predicted scores are at most 1).
+        return [*(round(float(v), 4) for v in np.linspace(0.0, 1.0, 21)), 1.01]
 
     def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
         order = np.argsort(ctx.expected_cost, kind="stable")

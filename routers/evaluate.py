@@ -2,9 +2,10 @@
 
 Rows are scored with the outcomes recorded for the chosen model: quality is its score,
 cost its recorded (or price-estimated) cost, reward the trained trade-off. The oracle
-reads the outcomes and is the upper bound. A model in the test table that the artifact
-never saw can only be chosen by an inductive router (one with `inductive = True`, which
-builds the model from its description); the others simply cannot pick it.
+reads the outcomes and is the upper bound (ties to the cheaper model of the row). A model
+in the test table that the artifact never saw can only be chosen by an inductive router
+(one with `inductive = True`, which builds the model from its description); the others
+simply cannot pick it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from signoria.agents.types import ModelCard
 from signoria.routers.artifact import load_context, load_router, read_manifest
 from signoria.routers.data import RoutingTable
-from signoria.routers.metrics import summarise, two_model_report
+from signoria.routers.metrics import oracle_choice, summarise, two_model_report
 from signoria.routers.trainable import RouterContext, TrainableRouter
 
 
@@ -62,11 +63,29 @@ def aligned_utilities(
     return out
 
 
-def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
+def two_model_preference(
+    router: TrainableRouter, ctx: RouterContext, test: RoutingTable, utilities: np.ndarray
+) -> np.ndarray:
+    """How much the router prefers the strong model of a two-model `test` (higher: send
+    it to strong): the router's own `preference()` where it has one (threshold: predicted
+    gain, not its one-hot decision), else the utility difference."""
+    strong = int(np.argmax(test.scores.mean(axis=0)))
+    preference = getattr(router, "preference", None)
+    if preference is not None and hasattr(router, "strong"):
+        sign = 1.0 if ctx.models[router.strong] == test.models[strong] else -1.0
+        return sign * np.asarray(preference(test.queries, ctx), dtype=float)
+    diff: np.ndarray = utilities[:, strong] - utilities[:, 1 - strong]
+    return diff
+
+
+def evaluate(artifact: Path, test: RoutingTable, router_name: str | None = None) -> dict[str, Any]:
+    """`router_name` (default: the artifact's router) is the one reported in full (two-model
+    metrics included); every other router of the artifact is reported beside it."""
     manifest = read_manifest(artifact)
+    name = router_name or manifest.router
     # One context for every router of the artifact: the test queries are embedded once.
     ctx = load_context(artifact)
-    router = load_router(artifact, manifest.router, ctx)
+    router = load_router(artifact, name, ctx)
     info = dict(test.info)
     scored = extended_context(ctx, test.models, info)  # costs normalised as in training
     reward = scored.reward(test)
@@ -75,18 +94,19 @@ def evaluate(artifact: Path, test: RoutingTable) -> dict[str, Any]:
         return summarise(test, np.argmax(utilities, axis=1), reward)
 
     utilities = aligned_utilities(router, ctx, test, info)
-    result: dict[str, Any] = {"router": manifest.router, "n": len(test), **report(utilities)}
+    result: dict[str, Any] = {"router": name, "n": len(test), **report(utilities)}
     result["baselines"] = {}
-    for name in manifest.baselines:
-        baseline = load_router(artifact, name, ctx)
-        result["baselines"][name] = report(aligned_utilities(baseline, ctx, test, info))
-    result["baselines"]["oracle"] = summarise(test, np.argmax(reward, axis=1), reward)
+    for other in (manifest.router, *manifest.baselines):
+        if other != name:
+            baseline = load_router(artifact, other, ctx)
+            result["baselines"][other] = report(aligned_utilities(baseline, ctx, test, info))
+    result["baselines"]["oracle"] = summarise(test, oracle_choice(test, reward), reward)
     result["trade_off"] = manifest.trade_off.model_dump()
     result["cost_estimated"] = manifest.cost_estimated or test.cost_estimated
     result["unseen_models"] = [m for m in test.models if m not in ctx.models]
     if len(test.models) == 2:
         strong = int(np.argmax(test.scores.mean(axis=0)))
-        preference = utilities[:, strong] - utilities[:, 1 - strong]
+        preference = two_model_preference(router, ctx, test, utilities)
         result["two_model"] = two_model_report(test, strong, 1 - strong, preference)
     return result
 

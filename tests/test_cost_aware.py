@@ -100,9 +100,9 @@ def test_pgr_and_apgr_by_hand() -> None:
     report = two_model_report(table, 0, 1, np.array([1.0, 0.0, 0.0, 1.0]))
     curve = dict(report["pgr_curve"])
     assert curve[0.0] == 0.0 and curve[0.25] == pytest.approx(0.5) and curve[0.5] == 1.0
-    # PGR 0 up to share 0.1, 0.5 from 0.15 to 0.35, 1 from 0.4: area 0.75 (trapezoids).
+    # Read per query (shares 0, .25, .5, .75, 1): PGR 0, .5, 1, 1, 1; area 0.75.
     assert report["apgr"] == pytest.approx(0.75)
-    assert report["cpt50"] == pytest.approx(0.15) and report["cpt80"] == pytest.approx(0.4)
+    assert report["cpt50"] == 0.25 and report["cpt80"] == 0.5
 
 
 def test_pareto_by_hand_and_never_over_budget(fitted: dict[str, object]) -> None:

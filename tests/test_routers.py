@@ -215,7 +215,7 @@ def test_route_cli_passes_options_to_the_router(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a usage error
     assert bad.stderr.strip().splitlines() == ["error: router 'mlp' takes no options"]
     done = subprocess.run(
         [

@@ -42,6 +42,8 @@ CONFIG = "graph_router.json"
 
 class GraphRouter:
     name: ClassVar[str] = "graph"
+    # With the quality readout; the reward readout has none (`route eval --sweep` says so).
+    sweep_param: ClassVar[str] = "alpha"
 
     def __init__(
         self, config: GraphConfig | None = None, readout: Literal["reward", "quality"] = "quality"

@@ -37,6 +37,7 @@ def query_rng(seed: int, query: str) -> np.random.Generator:
 
 class SkillsRouter:
     name: ClassVar[str] = "skills"
+    sweep_param: ClassVar[str] = "alpha"  # utilities = ctx.utility(strength)
 
     def __init__(
         self,
