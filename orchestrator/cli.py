@@ -13,95 +13,52 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from signoria.errors import ConfigError, SignoriaError, UsageError
+from signoria.orchestrator.cli_common import (
+    Adversary,
+    AnswerOption,
+    Benchmark,
+    CommandFailed,
+    ConfigOption,
+    DbOption,
+    Executor,
+    JsonOption,
+    LimitOption,
+    PipelineOption,
+    RedteamBackend,
+    Seats,
+    console,
+    fail,
+    group,
+)
+from signoria.orchestrator.cli_route import route_app
 from signoria.orchestrator.server.command import serve
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.table import Table
 
     from signoria.orchestrator.result import AskResult
 
-
-def _group(help: str, **settings: Any) -> typer.Typer:
-    # Plain click help: typer's rich help imports rich's markdown stack, which alone
-    # would double the start-up time of every `--help`.
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
-
-
-app = _group(
+app = group(
     "Route queries to local and API LLM experts and aggregate their answers.",
     name="signoria",
     pretty_exceptions_enable=False,
 )
-models_app = _group("The expert pool.")
+models_app = group("The expert pool.")
 app.add_typer(models_app, name="models")
 app.command()(serve)
-route_app = _group("Learned routers: train, evaluate, list.")
 app.add_typer(route_app, name="route")
-eval_app = _group("Benchmark runs: run, report, compare, export.")
+eval_app = group("Benchmark runs: run, report, compare, export.")
 app.add_typer(eval_app, name="eval")
-runs_app = _group("Runs recorded in the database.")
+runs_app = group("Runs recorded in the database.")
 app.add_typer(runs_app, name="runs")
-aggregator_app = _group("Aggregators: fit the weights of learned ones.")
+aggregator_app = group("Aggregators: fit the weights of learned ones.")
 app.add_typer(aggregator_app, name="aggregator")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config YAML (default: $SIGNORIA_CONFIG or embedded)."),
-]
-PipelineOption = Annotated[
-    str | None,
-    typer.Option("--pipeline", "-p", help="Pipeline (or expert) name; default: the config's."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $SIGNORIA_DB or SQLite in SIGNORIA_HOME)."),
-]
-LimitOption = Annotated[int | None, typer.Option(min=1, help="First N items only.")]
-QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr (errors only).")
-]
-# Static, so `--help` imports no registry; tests/test_routers.py checks it names them all.
-TRAINABLE_HELP = (
-    "Trainable router: graph, skills, threshold, pareto, cascade, or a baseline: random, "
-    "best-single, cheapest, knn, mlp, svm, mf (`signoria route list`)."
-)
-
-
-# Choices are enums so that click rejects a wrong value before anything is imported.
-Benchmark = StrEnum("Benchmark", ["gsm8k", "mmlu", "outcomes"])
-Executor = StrEnum("Executor", ["asyncio", "ray", "by-expert"])
-RedteamBackend = StrEnum("RedteamBackend", ["replay", "live"])
-Adversary = StrEnum("Adversary", ["persuasive", "subtle", "llm"])
-Seats = StrEnum("Seats", ["weakest", "strongest"])
-AnswerOption = StrEnum("AnswerOption", ["auto", "number", "letter", "text"])
-
-
-def console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1, **detail: Any) -> NoReturn:
-    """End a command with one line on stderr (and a JSON error under --json, `detail`
-    beside it: e.g. the trace of a failed request)."""
-    raise CommandFailed(message, code, detail)
-
-
-class CommandFailed(SignoriaError):
-    def __init__(self, message: str, code: int, detail: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.code = code
-        self.detail = detail
 
 
 def render_trace(result: AskResult) -> Table:
@@ -193,209 +150,6 @@ def models_pull(
             if not hasattr(expert, "model_path"):
                 fail(f"model {name!r} has no local file to pull")
             console().print(f"{name}: {expert.model_path()}", markup=False)
-
-
-@route_app.command("train")
-def route_train(
-    router: Annotated[str, typer.Option(help=TRAINABLE_HELP)],
-    train: Annotated[Path, typer.Option(help="Routing-outcome table (JSONL).")],
-    models: Annotated[Path, typer.Option(help="Models file (JSON): descriptions, prices.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
-    scenario: Annotated[
-        str | None, typer.Option(help="Trade-off: performance, balanced or cost.")
-    ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Weight of quality (with --beta).")] = None,
-    beta: Annotated[float | None, typer.Option(help="Weight of normalised cost.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the fit (and of random).")] = 0,
-    limit: LimitOption = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="KEY=VALUE for the router's params, e.g. share=0.3 (threshold), "
-            "budget_usd=0.001 (pareto), threshold=0.6 (cascade), anchor_margin=0.2 (graph)."
-        ),
-    ] = None,
-    quiet: QuietOption = False,
-) -> None:
-    """Train a router and the baselines on an outcome table; save a self-contained artifact."""
-    from signoria.routers.commands import train_command
-
-    train_command(
-        router=router,
-        train=train,
-        models=models,
-        out_dir=out_dir,
-        scenario=scenario,
-        alpha=alpha,
-        beta=beta,
-        seed=seed,
-        limit=limit,
-        options=option,
-        quiet=quiet,
-    )
-
-
-@route_app.command("eval")
-def route_eval(
-    artifact: Annotated[Path, typer.Option(help="Artifact directory from route train.")],
-    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL).")],
-    models: Annotated[Path | None, typer.Option(help="Models file (for unseen models).")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Cost-quality plot (PNG).")] = None,
-    limit: LimitOption = None,
-    router: Annotated[
-        str | None, typer.Option(help="Which router of the artifact to report (default: its own).")
-    ] = None,
-    sweep: Annotated[
-        bool, typer.Option("--sweep", help="Whole cost-quality curves of every router with a knob.")
-    ] = False,
-    as_json: JsonOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Router and every baseline on the same held-out rows: quality, cost, call share."""
-    from signoria.routers.commands import eval_command
-
-    eval_command(
-        artifact=artifact,
-        test=test,
-        models=models,
-        as_json=as_json,
-        plot_path=plot,
-        limit=limit,
-        router=router,
-        with_sweep=sweep,
-        quiet=quiet,
-    )
-
-
-@route_app.command("list")
-def route_list(as_json: JsonOption = False) -> None:
-    """Every router: live ones a pipeline names, trainable ones `route train` fits (with
-    the knob `route eval --sweep` moves)."""
-    from signoria.routers.commands import listing
-
-    routers = listing()
-    if as_json:
-        print(json.dumps(routers))
-        return
-    for kind, names in routers.items():
-        for name, entry in names.items():
-            needs = f"  (needs signoria[{entry['extra']}])" if entry["extra"] else ""
-            knob = ""
-            if kind == "trainable":
-                knob = f"  sweep: {entry['sweep'] or '-'}" if entry["installed"] else ""
-            print(f"{kind:<10} {name:<12}{knob}{needs}")
-
-
-@route_app.command("retrain")
-def route_retrain(
-    router: Annotated[str, typer.Option(help="Trainable router to fit on the traffic.")],
-    deployed: Annotated[Path, typer.Option(help="The artifact in service (compared, replaced).")],
-    out: Annotated[Path, typer.Option(help="Where to write the new artifact.")],
-    db: DbOption = None,
-    test_fraction: Annotated[
-        float, typer.Option(min=0.05, max=0.9, help="Share of requests held out (by id hash).")
-    ] = 0.3,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the fit.")] = 0,
-    models: Annotated[
-        Path | None, typer.Option(help="Models file (default: the deployed artifact's).")
-    ] = None,
-    option: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the router.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compare only; never swap.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Train on recorded traffic with feedback; swap in only if better on held-out traffic."""
-    from signoria.evals.retrain import print_report, retrain
-    from signoria.routers.commands import parse_options
-
-    report = retrain(
-        db=db,
-        router=router,
-        deployed=deployed,
-        out=out,
-        test_fraction=test_fraction,
-        seed=seed,
-        models=models,
-        options=parse_options(option or []),
-        dry_run=dry_run,
-    )
-    print_report(report, as_json=as_json)
-
-
-cascade_app = _group("Answer-aware cascades: cheap experts first, escalate on doubt.")
-route_app.add_typer(cascade_app, name="cascade")
-
-
-@cascade_app.command("train")
-def cascade_train(
-    train: Annotated[Path, typer.Option(help="Outcome table with recorded responses (JSONL).")],
-    models: Annotated[Path, typer.Option(help="Models file (JSON): descriptions, prices.")],
-    out: Annotated[Path, typer.Option(help="Cascade file (JSON) to write.")],
-    chain: Annotated[
-        str | None, typer.Option(help="Stages 'a,b;c' (default: searched on validation).")
-    ] = None,
-    value_usd: Annotated[
-        float | None, typer.Option(min=0.0, help="Worth of one more right answer (the knob).")
-    ] = None,
-    cost_ratio: Annotated[
-        float | None,
-        typer.Option(help="Search: best quality within this share of best-single cost."),
-    ] = None,
-    quality_ratio: Annotated[
-        float | None,
-        typer.Option(help="Search: cheapest point reaching this share of its quality."),
-    ] = None,
-    validation: Annotated[
-        float, typer.Option(min=0.05, max=0.9, help="Share of the table held out for the search.")
-    ] = 0.3,
-    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
-    option: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE: final=vote, regularisation=0.5, prior=2.")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Fit a cascade; what is not given is chosen on a validation split of --train."""
-    from signoria.orchestrator.cascade.commands import train_command
-    from signoria.routers.commands import parse_options
-
-    report = train_command(
-        train=train,
-        models=models,
-        out=out,
-        chain=chain,
-        value_usd=value_usd,
-        cost_ratio=cost_ratio,
-        quality_ratio=quality_ratio,
-        validation=validation,
-        seed=seed,
-        options=parse_options(option or []),
-    )
-    print(json.dumps(report) if as_json else json.dumps(report, indent=1))
-
-
-@cascade_app.command("eval")
-def cascade_eval(
-    cascade: Annotated[Path, typer.Option(help="Cascade file from `route cascade train`.")],
-    test: Annotated[Path, typer.Option(help="Held-out outcome table (JSONL).")],
-    models: Annotated[Path, typer.Option(help="Models file (JSON).")],
-    sweep: Annotated[bool, typer.Option("--sweep", help="The whole cost-quality curve.")] = False,
-    plot: Annotated[Path | None, typer.Option(help="Curve and baselines (PNG).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """The cascade beside every single model and the oracle on held-out rows."""
-    from signoria.orchestrator.cascade.commands import eval_command
-
-    result = eval_command(cascade=cascade, test=test, models=models, with_sweep=sweep, plot=plot)
-    if as_json:
-        print(json.dumps(result))
-        return
-    cost = "null" if result["cost"] is None else f"{result['cost']:.4f}"
-    print(f"{result['router']} on {result['n']} rows: quality {result['quality']:.4f}, cost {cost}")
-    for name, point in result["baselines"].items():
-        cost = "null" if point["cost"] is None else f"{point['cost']:.4f}"
-        print(f"  {name:<40} quality {point['quality']:.4f}  cost {cost}")
-
-
-# The eval commands import `evals` lazily: the one import against the layer direction.
 
 
 @eval_app.command("run")
