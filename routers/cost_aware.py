@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoria.errors import UsageError
 from signoria.routers.baselines import KNNRouter, MatrixFactorisation, MLPRouter
 from signoria.routers.data import RoutingTable
 from signoria.routers.embedding import text_key
@@ -59,6 +60,10 @@ class ThresholdParams(BaseModel):
 
     predictor: Predictor = "mlp"
     share: float = Field(default=0.5, ge=0.0, le=1.0)
+    # The pair (default: the best mean training score; the cheapest other model): a
+    # mid-priced weak model often buys more per dollar than the cheapest one.
+    strong: str | None = None
+    weak: str | None = None
 
 
 class ParetoParams(BaseModel):
@@ -80,6 +85,8 @@ class CascadeParams(BaseModel):
     predictor: Predictor = "knn"
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     disagreement: bool = True
+    # The first model (default: the cheapest); the second is the cheapest other one.
+    cheap: str | None = None
 
 
 def quality_context(ctx: RouterContext) -> RouterContext:
@@ -140,6 +147,13 @@ def cascade_choice(
     best = np.argmax(quality, axis=1)
     choice: np.ndarray = np.where(escalate, best, cheap)
     return choice, escalate
+
+
+def _index(ctx: RouterContext, model: str, key: str) -> int:
+    if model not in ctx.models:
+        known = ", ".join(ctx.models)
+        raise UsageError(f"option {key}: {model!r} is not a model of the table (known: {known})")
+    return ctx.models.index(model)
 
 
 class _PredictedQuality:
@@ -229,8 +243,12 @@ class ThresholdRouter(_PredictedQuality):
     def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
         mean = table.scores.mean(axis=0)
         self.strong = int(np.lexsort((ctx.expected_cost, -mean))[0])
+        if self.config.strong is not None:
+            self.strong = _index(ctx, self.config.strong, "strong")
         others = [j for j in range(len(ctx.models)) if j != self.strong] or [self.strong]
         self.weak = min(others, key=lambda j: float(ctx.expected_cost[j]))
+        if self.config.weak is not None:
+            self.weak = _index(ctx, self.config.weak, "weak")
         self.train_scores = self.preference(table.queries, ctx)
         self.calibrate(self.share)
 
@@ -337,9 +355,12 @@ class CascadeRouter(_PredictedQuality):
         return [*(round(float(v), 4) for v in np.linspace(0.0, 1.0, 21)), 1.01]
 
     def fit_policy(self, table: RoutingTable, ctx: RouterContext) -> None:
-        order = np.argsort(ctx.expected_cost, kind="stable")
-        self.cheap = int(order[0])
-        self.second = int(order[1]) if len(order) > 1 else self.cheap
+        order = [int(j) for j in np.argsort(ctx.expected_cost, kind="stable")]
+        if self.config.cheap is not None:
+            first = _index(ctx, self.config.cheap, "cheap")
+            order = [first, *(j for j in order if j != first)]
+        self.cheap = order[0]
+        self.second = order[1] if len(order) > 1 else self.cheap
 
     def decide(self, queries: Sequence[str], ctx: RouterContext) -> tuple[np.ndarray, np.ndarray]:
         """(chosen model index, escalated) per query."""

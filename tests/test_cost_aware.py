@@ -152,3 +152,22 @@ def test_cascade_on_the_fixture_starts_cheap(fitted: dict[str, object]) -> None:
     quality = router.quality(table.queries, ctx)
     weak = quality[:, router.cheap] < router.threshold
     assert escalated[weak].all()
+
+
+def test_options_choose_the_pair_and_the_first_model() -> None:
+    from signoria.errors import UsageError
+    from signoria.routers.artifact import build
+
+    table = tiny_table().subset(range(80))
+    ctx = tiny_context(table)
+    mixtral = "mistralai/mixtral-8x7b-chat"
+    threshold = build("threshold", {"weak": mixtral, "share": 0.25, "predictor": "knn"})
+    threshold.fit(table, ctx)
+    assert isinstance(threshold, ThresholdRouter) and table.models[threshold.weak] == mixtral
+    assert threshold.share == 0.25 and threshold.predictor_name == "knn"
+    cascade = build("cascade", {"cheap": mixtral, "threshold": 0.7})
+    cascade.fit(table, ctx)
+    assert isinstance(cascade, CascadeRouter) and table.models[cascade.cheap] == mixtral
+    assert cascade.threshold == 0.7 and cascade.second != cascade.cheap
+    with pytest.raises(UsageError, match="option weak: 'nope' is not a model"):
+        build("threshold", {"weak": "nope"}).fit(table, ctx)
