@@ -190,7 +190,10 @@ def test_route_cli_options_sweep_json_plot_and_quiet(tmp_path: Path) -> None:
     out = tmp_path / "art"
     base = ("route", "train", "--train", str(TABLE), "--models", str(MODELS), "--out", str(out))
     for bad, message in (
-        ("shar=0.3", "error: router 'threshold' has no option shar (known: predictor, share)"),
+        (
+            "shar=0.3",
+            "error: router 'threshold' has no option shar (known: predictor, share, strong, weak)",
+        ),
         ("share=2", "error: router 'threshold' option share: Input should be less than or"),
     ):
         failed = run(*base, "--router", "threshold", "--option", bad)
