@@ -4,7 +4,6 @@ whole cost-quality curve, on held-out rows beside every single model."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -181,48 +180,8 @@ def eval_command(
     table = load_table(test, load_models(models))
     result = evaluate_cascade(policy, table, with_sweep or plot is not None)
     if plot is not None:
-        plot_curves(
-            {policy.name: result.get("curve", [])}, result["baselines"], plot, f"n={len(table)}"
-        )
+        from signoria.routers.sweep import plot_curves
+
+        curves = {policy.name: {"curve": result["curve"], "sweep_param": policy.sweep_param}}
+        plot_curves({**result, "curves": curves}, plot)
     return result
-
-
-def plot_curves(
-    curves: dict[str, list[dict[str, Any]]],
-    baselines: dict[str, dict[str, Any]],
-    path: Path,
-    title: str,
-) -> None:
-    """Every curve as a line and every baseline as a point on the cost-quality plane."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, points in curves.items():
-        priced = sorted((p for p in points if p["cost"] is not None), key=lambda p: p["cost"])
-        ax.plot([p["cost"] for p in priced], [p["quality"] for p in priced], marker=".", label=name)
-    for name, point in baselines.items():
-        if point["cost"] is None:
-            continue
-        ax.scatter(point["cost"], point["quality"], s=25, color="grey")
-        ax.annotate(
-            name.split("/")[-1][:18],
-            (point["cost"], point["quality"]),
-            fontsize=6,
-            xytext=(3, 2),
-            textcoords="offset points",
-        )
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("total cost, USD")
-    ax.set_ylabel("quality (mean score)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def dumps(result: dict[str, Any]) -> str:
-    return json.dumps(result)
