@@ -98,7 +98,11 @@ def warm(embedder: Embedder, texts: list[str], test: list[str]) -> dict[str, Any
     warm_s = time.perf_counter() - t0
     embedder.save(CACHE)
     sample = test[:BATCH]
-    cold = Embedder(disk=False).embed  # no cache at all: every call embeds
+
+    def cold(texts: list[str]) -> object:
+        """A fresh embedder with no cache, memory or disk: every call embeds."""
+        return Embedder(disk=False).embed(texts)
+
     cold(sample[:1])  # loads the model if the cache made that unnecessary
     return {
         "cache_file": str(CACHE),
