@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,7 +104,11 @@ def route_list(as_json: JsonOption = False) -> None:
     the knob `route eval --sweep` moves)."""
     from signoria.routers.commands import listing
 
-    routers = listing()
+    routers: dict[str, dict[str, dict[str, Any]]] = listing()
+    # Trained by `route cascade train` (it reads answers, so it is not a query router).
+    routers["answer-aware"] = {
+        "answer-cascade": {"extra": None, "sweep": "value_usd", "installed": True}
+    }
     if as_json:
         print(json.dumps(routers))
         return
@@ -112,9 +116,9 @@ def route_list(as_json: JsonOption = False) -> None:
         for name, entry in names.items():
             needs = f"  (needs signoria[{entry['extra']}])" if entry["extra"] else ""
             knob = ""
-            if kind == "trainable":
+            if kind != "live":
                 knob = f"  sweep: {entry['sweep'] or '-'}" if entry["installed"] else ""
-            print(f"{kind:<10} {name:<12}{knob}{needs}")
+            print(f"{kind:<12} {name:<14}{knob}{needs}")
 
 
 @route_app.command("retrain")

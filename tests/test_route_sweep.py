@@ -178,6 +178,7 @@ def test_route_list_names_every_router_and_its_knob() -> None:
     assert knobs["threshold"] == "share" and knobs["pareto"] == "budget_usd"
     assert knobs["cascade"] == "threshold" and knobs["knn"] == "alpha" == knobs["svm"]
     assert knobs["random"] is None and knobs["cheapest"] is None
+    assert listing["answer-aware"]["answer-cascade"]["sweep"] == "value_usd"
 
 
 def test_route_train_help_lists_every_trainable_router() -> None:
