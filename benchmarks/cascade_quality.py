@@ -39,10 +39,11 @@ from scipy import stats
 from signoria.orchestrator.answers import extract_letter
 from signoria.orchestrator.cascade.commands import train_for_targets
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.orchestrator.cascade.search import Target, best_single
+from signoria.orchestrator.cascade.search import Target
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.embedding import Embedder
-from signoria.routers.metrics import cpt, two_model_report
+from signoria.routers.metrics import cpt, pgr_curve, two_model_report
+from signoria.routers.policy import best_single
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routerbench"
 GPT4, MIXTRAL, YI, GPT35 = (
@@ -126,34 +127,15 @@ def two_model(train: RoutingTable, test: RoutingTable) -> dict[str, Any]:
     prepared = cascade.prepare(pair_test)
     gain = prepared.probability[(0, 1)] - prepared.probability[(0, 0)]
     strong, weak = pair_test.models.index(GPT4), pair_test.models.index(MIXTRAL)
-    fine = _fine_report(pair_test, strong, weak, gain)
+    report = two_model_report(pair_test, strong, weak, gain)  # APGR and CPT per query
+    fine = pgr_curve(pair_test.scores[:, strong], pair_test.scores[:, weak], gain)
     q_s, q_w = pair_test.scores[:, strong].mean(), pair_test.scores[:, weak].mean()
     target = (0.95 * q_s - q_w) / (q_s - q_w)
     return {
-        **fine,
-        "share_for_95pct_quality": cpt(fine["pgr_curve"], target),
+        **report,
+        "share_for_95pct_quality": cpt(fine, target),
         "pgr_for_95pct": float(target),
     }
-
-
-def _fine_report(
-    table: RoutingTable, strong: int, weak: int, preference: np.ndarray
-) -> dict[str, Any]:
-    from signoria.routers.metrics import pgr_curve
-
-    curve = pgr_curve(
-        table.scores[:, strong], table.scores[:, weak], preference, points=len(table) + 1
-    )
-    report = two_model_report(table, strong, weak, preference)
-    shares = np.array([c[0] for c in curve])
-    pgrs = np.array([c[1] for c in curve])
-    report.update(
-        pgr_curve=curve,
-        apgr=float(np.trapezoid(pgrs, shares)),
-        cpt50=cpt(curve, 0.5),
-        cpt80=cpt(curve, 0.8),
-    )
-    return report
 
 
 def _only(table: RoutingTable, models: tuple[str, ...]) -> RoutingTable:

@@ -32,8 +32,8 @@ import numpy as np
 from signoria.routers.artifact import build
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.embedding import Embedder
-from signoria.routers.policy import PolicyOutcome
-from signoria.routers.sweep import KnobSweep, reference_model
+from signoria.routers.policy import PolicyOutcome, best_single
+from signoria.routers.sweep import KnobSweep
 from signoria.routers.trainable import RouterContext, TradeOff, choose
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -81,7 +81,7 @@ def one_seed(table: RoutingTable, seed: int, emb: Embedder) -> dict[str, Any]:
     result: dict[str, Any] = {"seed": seed, "train": len(train), "test": len(test)}
     random_out = point(*fitted("random", None, train, emb, seed), test)
     cheap_out = point(*fitted("cheapest", None, train, emb, seed), test)
-    best_j = reference_model(train)
+    best_j = best_single(train)
     best_out = PolicyOutcome.one_call(test, np.full(len(test), best_j))
     result["random"], result["cheapest"] = per_row(random_out), per_row(cheap_out)
     result["best_single"] = {"model": table.models[best_j], "point": per_row(best_out)}

@@ -79,6 +79,22 @@ class CurvePoint:
         }
 
 
+def best_single(table: RoutingTable) -> int:
+    """The best single model on `table`: the highest quality, the cheaper on ties."""
+    total = np.nan_to_num(table.costs, nan=np.inf).sum(axis=0)
+    return int(np.lexsort((total, -table.scores.mean(axis=0)))[0])
+
+
+def single_point(table: RoutingTable, model: int) -> CurvePoint:
+    """What asking `model` alone on every row gives."""
+    outcome = PolicyOutcome.one_call(table, np.full(len(table), model))
+    return CurvePoint.of(0.0, outcome, table.models)
+
+
+def single_model_points(table: RoutingTable) -> dict[str, CurvePoint]:
+    return {m: single_point(table, j) for j, m in enumerate(table.models)}
+
+
 class Sweepable(Protocol):
     """A policy with one knob that trades cost for quality."""
 

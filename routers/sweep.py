@@ -30,7 +30,15 @@ from signoria.routers.artifact import load_context, load_router, read_manifest
 from signoria.routers.data import RoutingTable
 from signoria.routers.evaluate import aligned_utilities, extended_context
 from signoria.routers.metrics import oracle_choice
-from signoria.routers.policy import CurvePoint, PolicyOutcome, Sweepable, curve_summary, sweep
+from signoria.routers.policy import (
+    CurvePoint,
+    PolicyOutcome,
+    Sweepable,
+    best_single,
+    curve_summary,
+    single_model_points,
+    sweep,
+)
 from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
 # alpha = 1 / (1 + lambda), lambda = beta / alpha from 1000 down to 0.001: the cost weight
@@ -120,19 +128,6 @@ def sweeper(
     return TradeOffSweep(quality, cost, table), ""
 
 
-def single_model_points(table: RoutingTable) -> dict[str, CurvePoint]:
-    return {
-        m: CurvePoint.of(0.0, PolicyOutcome.one_call(table, np.full(len(table), j)), table.models)
-        for j, m in enumerate(table.models)
-    }
-
-
-def reference_model(table: RoutingTable) -> int:
-    """The best single model on `table`: the highest quality, the cheaper on ties."""
-    total = np.nan_to_num(table.costs, nan=np.inf).sum(axis=0)
-    return int(np.lexsort((total, -table.scores.mean(axis=0)))[0])
-
-
 def sweep_report(
     artifact: Path, test: RoutingTable, router_name: str | None = None
 ) -> dict[str, Any]:
@@ -148,7 +143,7 @@ def sweep_report(
     curves: dict[str, dict[str, Any]] = {}
     not_swept: dict[str, str] = {}
     baselines: dict[str, dict[str, Any]] = {}
-    reference = single_model_points(test)[models[reference_model(test)]]
+    reference = single_model_points(test)[models[best_single(test)]]
     for other in dict.fromkeys((name, *[manifest.router, *manifest.baselines])):
         router = load_router(artifact, other, ctx)
         if other in {"random", "cheapest", "best-single"}:
@@ -176,7 +171,7 @@ def sweep_report(
         "curve": main["curve"] if main else [],
         "baselines": baselines,
         "summary": main["summary"] if main else None,
-        "reference": models[reference_model(test)],
+        "reference": models[best_single(test)],
         "curves": curves,
         "not_swept": not_swept,
         "cost_estimated": manifest.cost_estimated or test.cost_estimated,

@@ -7,16 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from signoria.errors import UsageError
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.orchestrator.cascade.search import Target, best_single, choose_many, single_point
+from signoria.orchestrator.cascade.search import Target, choose_many
 from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.embedding import Embedder
-from signoria.routers.policy import CurvePoint, PolicyOutcome, curve_summary, sweep
+from signoria.routers.metrics import oracle_choice
+from signoria.routers.policy import (
+    CurvePoint,
+    PolicyOutcome,
+    best_single,
+    curve_summary,
+    single_model_points,
+    single_point,
+    sweep,
+)
 
 VALIDATION_SALT = 7919
 
@@ -113,8 +121,8 @@ def evaluate_cascade(
     every single model, the cheapest and the oracle, on `test`."""
     models = test.models
     outcome = cascade.outcome(test)
-    singles = {m: single_point(test, j).as_json() for j, m in enumerate(models)}
-    oracle = _oracle(test)
+    singles = {m: p.as_json() for m, p in single_model_points(test).items()}
+    oracle = PolicyOutcome.one_call(test, oracle_choice(test, test.scores))
     reference = single_point(test, best_single(test))
     result: dict[str, Any] = {
         "router": cascade.name,
@@ -131,13 +139,6 @@ def evaluate_cascade(
         result["curve"] = [p.as_json() for p in curve]
         result["summary"] = curve_summary(curve, reference)
     return result
-
-
-def _oracle(table: RoutingTable) -> PolicyOutcome:
-    """The cheapest model with the best score of each row: the upper bound of one call."""
-    best = table.scores.max(axis=1, keepdims=True)
-    cost = np.where(table.scores == best, np.nan_to_num(table.costs, nan=np.inf), np.inf)
-    return PolicyOutcome.one_call(table, np.argmin(cost, axis=1))
 
 
 def train_command(

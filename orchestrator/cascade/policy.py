@@ -117,6 +117,16 @@ class AnswerCascade:
         answers = [cascade._answers(table, i, kinds[i]) for i in range(len(table))]
         priors = cascade._fit_priors(table)
         last = len(settings.chain) - 1
+        # Whether the answer at stage j is right: the label of every scorer P[k, j].
+        right = [
+            np.array(
+                [
+                    cascade._score(table, i, answers[i][j], kinds[i], j) >= 0.5
+                    for i in range(len(table))
+                ]
+            ).astype(int)
+            for j in range(last + 1)
+        ]
         for k in range(last):
             x = np.stack(
                 [
@@ -125,15 +135,7 @@ class AnswerCascade:
                 ]
             )
             for j in range(k, last + 1):
-                y = np.array(
-                    [
-                        cascade._score(table, i, answers[i][j], kinds[i], j)
-                        for i in range(len(table))
-                    ]
-                )
-                cascade.scorers[(k, j)] = Scorer.fit(
-                    x, (y >= 0.5).astype(int), settings.regularisation
-                )
+                cascade.scorers[(k, j)] = Scorer.fit(x, right[j], settings.regularisation)
         return cascade
 
     def _fit_priors(self, table: RoutingTable) -> np.ndarray:
@@ -265,8 +267,7 @@ class AnswerCascade:
     def _score(
         self, table: RoutingTable, i: int, answers: Sequence[Answer], kind: AnswerKind, stage: int
     ) -> float:
-        _, vote = self._features(answers, kind)
-        model = answers[self.answer_index(answers, vote, stage)].model
+        model = answers[self.chosen(answers, kind, stage)].model
         return float(table.scores[i, table.models.index(model)])
 
     def prepare(self, table: RoutingTable) -> Prepared:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.routers.data import RoutingTable
 from signoria.routers.embedding import Embedder
-from signoria.routers.policy import CurvePoint, PolicyOutcome, sweep
+from signoria.routers.policy import CurvePoint, best_single, single_point, sweep
 
 Chain = tuple[tuple[str, ...], ...]
 
@@ -48,18 +48,6 @@ class Choice:
     validation: CurvePoint
     reference: CurvePoint  # the best single model on the validation rows
     tried: int
-
-
-def best_single(table: RoutingTable) -> int:
-    """The most accurate model of the table, the cheaper of equals."""
-    mean_cost = np.nan_to_num(table.costs, nan=np.inf).mean(axis=0)
-    return int(np.lexsort((mean_cost, -table.scores.mean(axis=0)))[0])
-
-
-def single_point(table: RoutingTable, model: int) -> CurvePoint:
-    return CurvePoint.of(
-        0.0, PolicyOutcome.one_call(table, np.full(len(table), model)), table.models
-    )
 
 
 def candidate_chains(table: RoutingTable, cheap: int = 4) -> list[Chain]:
