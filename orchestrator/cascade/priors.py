@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from signoria.orchestrator.cascade.fitting import Scorer
+
 
 class QueryPriors:
     def __init__(self, models: Sequence[str], coef: np.ndarray, intercept: np.ndarray) -> None:
@@ -22,24 +24,14 @@ class QueryPriors:
         self.coef = coef  # [dim, m]
         self.intercept = intercept  # [m]
 
-    @staticmethod
-    def _fit_one(x: np.ndarray, y: np.ndarray, regularisation: float) -> tuple[np.ndarray, float]:
-        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3)) if y.size else 0.5
-        if y.size == 0 or y.min() == y.max():
-            return np.zeros(x.shape[1]), float(np.log(rate / (1 - rate)))
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=regularisation, max_iter=2000).fit(x, y)
-        return model.coef_[0].astype(float), float(model.intercept_[0])
-
     @classmethod
     def fit(
         cls, x: np.ndarray, right: np.ndarray, models: Sequence[str], regularisation: float
     ) -> QueryPriors:
         """`right`: [n, m] 0/1, whether each model answered each training query right."""
-        fitted = [cls._fit_one(x, right[:, j], regularisation) for j in range(len(models))]
-        coef = np.stack([c for c, _ in fitted], axis=1) if fitted else np.zeros((x.shape[1], 0))
-        return cls(models, coef, np.array([b for _, b in fitted]))
+        fitted = [Scorer.fit(x, right[:, j], regularisation) for j in range(len(models))]
+        coef = np.stack([s.coef for s in fitted], axis=1) if fitted else np.zeros((x.shape[1], 0))
+        return cls(models, coef, np.array([s.intercept for s in fitted]))
 
     @classmethod
     def out_of_fold(
