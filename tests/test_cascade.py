@@ -349,3 +349,26 @@ async def test_edge_a_budget_that_cannot_pay_the_strong_model(cascade_file: Path
     strong = [c for c in result.calls if c.expert == STRONG]
     assert strong and all(c.error for c in strong)  # refused by the budget, not paid
     assert result.answer in {"A", "B"}  # the first answer that exists
+
+
+def test_query_priors_join_the_features_and_survive_the_file(tmp_path: Path) -> None:
+    """With `query_prior`, each chain model's chance of being right, predicted from the
+    query's real MiniLM embedding, is appended to every stage's features and saved."""
+    table = load_routing_table(TINY, load_models(TINY_MODELS))
+    train, test = table.split(0.3, seed=0)
+    chain = (("mistralai/mixtral-8x7b-chat",), ("gpt-4-1106-preview",))
+    plain = AnswerCascade.fit(train, CascadeSettings(chain=chain))
+    cascade = AnswerCascade.fit(train, CascadeSettings(chain=chain, query_prior=True))
+    assert cascade.priors is not None and cascade.priors.models == tuple(
+        m for s in chain for m in s
+    )
+    priors = cascade.query_priors(test.queries)
+    assert priors.shape == (len(test), 2) and ((priors > 0) & (priors < 1)).all()
+    assert plain.query_priors(test.queries).shape == (len(test), 0)
+    widths = {len(s.coef) for s in cascade.scorers.values()}
+    assert widths == {len(next(iter(plain.scorers.values())).coef) + 2}
+    cascade.save(tmp_path / "c.json")
+    again = AnswerCascade.load(tmp_path / "c.json")
+    assert again.priors is not None
+    assert np.allclose(again.query_priors(test.queries), priors, atol=1e-5)
+    assert (again.outcome(test).calls == cascade.outcome(test).calls).all()
