@@ -1,4 +1,5 @@
-"""Line-numbered JSONL reading, shared by every data file the project loads.
+"""Line-numbered JSONL (and whole-file JSON) reading, shared by every data file the
+project loads.
 
 Datasets, routing tables and replay tables are all one JSON object a line; a bad line
 must name its file and line number, whichever loader met it.
@@ -32,3 +33,15 @@ def read_jsonl(
                 yield line_no, row
     except FileNotFoundError:
         raise error(f"{what} not found: {path}") from None
+
+
+def read_json(
+    path: Path, *, what: str = "data file", error: type[SignoriaError] = SignoriaError
+) -> Any:
+    """A whole JSON file; a missing or malformed one is one `error` naming the file."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg})") from None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from signoria.agents.jsonl import read_jsonl
+from signoria.agents.jsonl import read_json, read_jsonl
 from signoria.agents.types import ModelCard
 from signoria.errors import SignoriaError
 
@@ -51,12 +51,7 @@ class Row(BaseModel):
 
 
 def load_models(path: Path) -> dict[str, ModelCard]:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RoutingDataError(f"models file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise RoutingDataError(f"{path}: not valid JSON ({exc.msg})") from None
+    raw = read_json(path, what="models file", error=RoutingDataError)
     if not isinstance(raw, dict):
         raise RoutingDataError(f"{path}: must map model names to descriptions and prices")
     try:

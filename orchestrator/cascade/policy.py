@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from signoria.agents.jsonl import read_json
 from signoria.orchestrator.answers import AnswerKind
 from signoria.orchestrator.cascade.features import Answer, Vote, answer_kind
 from signoria.orchestrator.cascade.features import stage_features as features_of
@@ -355,12 +356,7 @@ class AnswerCascade:
 
     @classmethod
     def load(cls, path: Path) -> AnswerCascade:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RoutingDataError(f"cascade file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise RoutingDataError(f"{path}: not valid JSON ({exc.msg})") from None
+        raw = read_json(path, what="cascade file", error=RoutingDataError)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise RoutingDataError(f"{path}: not a cascade file (format {FORMAT})")
         try:
