@@ -13,7 +13,6 @@ score, the gain it expected from going on, and the decision.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from signoria.orchestrator.answers import AnswerKind
 from signoria.orchestrator.cascade.features import Answer, answer_kind
 from signoria.orchestrator.cascade.policy import AnswerCascade
 from signoria.orchestrator.result import Aggregate, CascadeStep
+from signoria.routers.data import RoutingDataError
 
 NAME = "cascade"
 
@@ -45,8 +45,8 @@ class CascadeParams(BaseModel):
     def model_refs(self) -> dict[str, str]:
         """The chain's models, so that the config check names one the pool lacks."""
         try:
-            chain = json.loads(self.file.read_text())["settings"]["chain"]
-        except (OSError, ValueError, KeyError, TypeError):
+            chain = AnswerCascade.load(self.file).settings.chain
+        except (RoutingDataError, OSError):
             return {}  # reported, with its cause, when the cascade is built
         return {f"file.chain[{i}][{j}]": m for i, s in enumerate(chain) for j, m in enumerate(s)}
 
