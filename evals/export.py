@@ -15,7 +15,7 @@ from typing import Any
 
 from signoria.evals.datasets import EvalItem, answer_kind
 from signoria.evals.scoring import score
-from signoria.evals.traffic import TrafficRows
+from signoria.evals.traffic import TrafficRows, first_answers, outcome_of
 from signoria.orchestrator.config import SignoriaConfig
 from signoria.orchestrator.storage import Store
 from signoria.orchestrator.storage.records import ItemRecord
@@ -31,11 +31,8 @@ def outcome_row(item: ItemRecord, benchmark: str | None) -> dict[str, Any]:
         question=item.query,
     )
     outcomes: dict[str, dict[str, Any]] = {}
-    for call in item.calls:
-        if call.role == "aggregator" or call.error is not None or call.expert in outcomes:
-            continue
-        value, _ = score(probe, call.text)
-        outcomes[call.expert] = {"score": value, "cost": call.cost, "response": call.text}
+    for model, call in first_answers(item.calls).items():
+        outcomes[model] = outcome_of(call, score(probe, call.text)[0])
     return {
         "id": item.item_key,
         "task": benchmark,

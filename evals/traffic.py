@@ -53,7 +53,7 @@ class TrafficRows:
         return f"{sum(self.skipped.values())} requests skipped: {reasons}"
 
 
-def _answers(calls: Iterable[CallRecord]) -> dict[str, CallRecord]:
+def first_answers(calls: Iterable[CallRecord]) -> dict[str, CallRecord]:
     """Each expert's first successful answer (what it said on its own)."""
     first: dict[str, CallRecord] = {}
     for call in calls:
@@ -62,7 +62,7 @@ def _answers(calls: Iterable[CallRecord]) -> dict[str, CallRecord]:
     return first
 
 
-def _outcome(call: CallRecord, value: float) -> dict[str, Any]:
+def outcome_of(call: CallRecord, value: float | None) -> dict[str, Any]:
     return {"score": value, "cost": call.cost, "response": call.text}
 
 
@@ -71,7 +71,7 @@ def traffic_row(item: ItemRecord) -> tuple[dict[str, Any] | None, str]:
     feedback = item.feedback
     if feedback is None:
         return None, "without feedback"
-    answers = _answers(item.calls)
+    answers = first_answers(item.calls)
     if not answers:
         return None, "with no expert answer"
     outcomes: dict[str, dict[str, Any]] = {}
@@ -87,12 +87,12 @@ def traffic_row(item: ItemRecord) -> tuple[dict[str, Any] | None, str]:
         for model, call in answers.items():
             value, _ = score(probe, call.text)
             if value is not None:
-                outcomes[model] = _outcome(call, value)
+                outcomes[model] = outcome_of(call, value)
     elif feedback.score is not None and item.answer is not None:
         returned = item.answer.strip()
         for model, call in answers.items():
             if call.text.strip() == returned:
-                outcomes[model] = _outcome(call, feedback.score)
+                outcomes[model] = outcome_of(call, feedback.score)
     if not outcomes:
         return None, "whose answer no single model gave"
     row = {
