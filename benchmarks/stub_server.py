@@ -4,9 +4,11 @@ It answers every chat completion with the same short text after `--latency-ms`, 
 a benchmark measures in front of it is the overhead of whatever sits in between (the
 Signoria server, the LiteLLM proxy). With `--fault-rate` it also misbehaves the way real
 providers do (500, 429 with Retry-After, a hang, a dropped connection, malformed JSON),
-for the soak run. Never used by the product's tests.
+for the soak run. With `--overrun N` it is a provider that ignores `max_tokens`: every
+answer is N words and reports N completion tokens, whatever it was asked for (the budget
+tests, tests/test_budget_hardening.py, put it behind the `openai` backend).
 
-    python -m benchmarks.stub_server --port 9100 --latency-ms 50 [--fault-rate 0.2]
+    python -m benchmarks.stub_server --port 9100 --latency-ms 50 [--fault-rate 0.2] [--overrun 500]
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from starlette.routing import Route
 FAULTS = ("500", "429", "hang", "drop", "malformed")
 
 
-def completion(model: str) -> dict[str, Any]:
+def completion(model: str, overrun: int | None = None) -> dict[str, Any]:
+    text = "The answer is 42." if overrun is None else " ".join(["forty-two"] * overrun)
+    tokens = 6 if overrun is None else overrun
     return {
         "id": "chatcmpl-stub",
         "object": "chat.completion",
@@ -36,10 +40,10 @@ def completion(model: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "finish_reason": "stop",
-                "message": {"role": "assistant", "content": "The answer is 42."},
+                "message": {"role": "assistant", "content": text},
             }
         ],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+        "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens},
     }
 
 
@@ -59,7 +63,9 @@ class Dropped(Response):
         raise ConnectionAbortedError("injected dropped connection")
 
 
-def app(latency_s: float, fault_rate: float, hang_s: float, seed: int) -> Starlette:
+def app(
+    latency_s: float, fault_rate: float, hang_s: float, seed: int, overrun: int | None = None
+) -> Starlette:
     rng = random.Random(seed)
     counts: dict[str, int] = {"ok": 0, **{f: 0 for f in FAULTS}}
 
@@ -82,7 +88,7 @@ def app(latency_s: float, fault_rate: float, hang_s: float, seed: int) -> Starle
             return Dropped()
         if fault == "malformed":
             return Response(b'{"choices": [', media_type="application/json")
-        return JSONResponse(completion(str(body.get("model", "stub"))))
+        return JSONResponse(completion(str(body.get("model", "stub")), overrun))
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "stub", "object": "model"}]})
@@ -109,9 +115,10 @@ if __name__ == "__main__":
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--hang-s", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overrun", type=int, default=None, help="words (and tokens) per answer")
     args = parser.parse_args()
     uvicorn.run(
-        app(args.latency_ms / 1000, args.fault_rate, args.hang_s, args.seed),
+        app(args.latency_ms / 1000, args.fault_rate, args.hang_s, args.seed, args.overrun),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

@@ -1,5 +1,5 @@
 """Every expert call of a request goes through here: budget, timeout, deadline, retries,
-circuit breakers.
+circuit breakers, and the metering that holds each answer to what the call was allowed.
 
 This is the one retry loop of the project (tenacity, with the waits of
 `signoria.orchestrator.resilience`). It never raises for a failed call: every attempt becomes a
@@ -19,6 +19,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from signoria.agents.pricing import call_cost, total_cost
 from signoria.agents.types import Completion, Expert, ExpertError, GenerationParams, Message
 from signoria.orchestrator.limits import Budget, BudgetExceeded, Limits
+from signoria.orchestrator.metering import (
+    BUDGET_EXCEEDED,
+    BUDGET_REFUSED,
+    OVER_REPORTED,
+    Metered,
+    meter,
+)
 from signoria.orchestrator.resilience import Backoff, ExpertHealth
 from signoria.orchestrator.result import CallRole, ExpertCall
 
@@ -134,7 +141,7 @@ class CallRunner:
         try:
             reserved = self.budget.reserve(expert.card, tokens_in, params.max_tokens)
         except BudgetExceeded as exc:
-            return self._failed(call, attempt, f"budget exceeded: {exc}")
+            return self._failed(call, attempt, f"budget exceeded: {exc}", flags=(BUDGET_REFUSED,))
         breaker = None if self.health is None else self.health.breaker(call.expert)
         if breaker is not None and not breaker.allow():
             self.budget.settle(reserved, 0.0)
@@ -166,13 +173,43 @@ class CallRunner:
             # The message may hold internals (paths, keys); traces reach clients, logs do not.
             error = f"internal error in the backend ({type(exc).__name__}); see the server log"
             return self._failed(call, attempt, error, t0)
-        if breaker is not None:
+        metered = await meter(completion, expert, params.max_tokens)
+        if breaker is not None and metered.over_reported:
+            breaker.failure()  # an honest provider never returns more than it was asked
+        elif breaker is not None:
             breaker.success()
-        self.budget.settle(reserved, completion.cost)
-        self._record(call, attempt, completion)
+        return self._settle(call, attempt, metered, reserved)
+
+    def _settle(self, call: _Call, attempt: int, metered: Metered, reserved: float) -> Completion:
+        """Charge a metered call to the budget (at most its reservation) and record it."""
+        completion = metered.completion
+        charged = self.budget.settle(reserved, completion.cost, metered.reported_cost)
+        flags = [OVER_REPORTED] if metered.over_reported else []
+        reported_cost = metered.reported_cost
+        if charged is not None and completion.cost is not None and charged < completion.cost:
+            flags.append(BUDGET_EXCEEDED)
+            reported_cost = reported_cost if reported_cost is not None else completion.cost
+            completion = completion.model_copy(update={"cost": charged})
+        self._record(
+            call,
+            attempt,
+            completion,
+            flags=tuple(flags),
+            reported_tokens_out=metered.reported_tokens_out,
+            reported_cost=reported_cost,
+        )
         return completion
 
-    def _record(self, call: _Call, attempt: int, completion: Completion) -> None:
+    def _record(
+        self,
+        call: _Call,
+        attempt: int,
+        completion: Completion,
+        *,
+        flags: tuple[str, ...] = (),
+        reported_tokens_out: int | None = None,
+        reported_cost: float | None = None,
+    ) -> None:
         self.calls.append(
             ExpertCall(
                 expert=completion.expert,
@@ -187,10 +224,21 @@ class CallRunner:
                 seed=call.seed,
                 started_at=completion.started_at,
                 text=completion.text,
+                flags=flags,
+                reported_tokens_out=reported_tokens_out,
+                reported_cost=reported_cost,
             )
         )
 
-    def _failed(self, call: _Call, attempt: int, error: str, t0: float | None = None) -> Completion:
+    def _failed(
+        self,
+        call: _Call,
+        attempt: int,
+        error: str,
+        t0: float | None = None,
+        *,
+        flags: tuple[str, ...] = (),
+    ) -> Completion:
         # No tokens came back, so none are billed as far as we can tell; an unknown price
         # still makes the cost unknown.
         completion = Completion(
@@ -200,5 +248,5 @@ class CallRunner:
             latency_s=0.0 if t0 is None else time.perf_counter() - t0,
             started_at=time.time(),
         )
-        self._record(call, attempt, completion)
+        self._record(call, attempt, completion, flags=flags)
         return completion

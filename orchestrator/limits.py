@@ -61,11 +61,18 @@ class Budget:
 
     Worst case is the counted prompt plus `max_tokens` of output. A model with an unknown
     price cannot be proven to fit, so under a budget it is refused rather than risked.
+
+    A call is charged at most its reservation, so the request's recorded spend never
+    exceeds its budget, whatever a backend reports. What the backends *claimed* is kept
+    apart (`claimed` >= `spent`): a provider may bill what it reported, so later calls
+    must fit under the claims, and once the claims reach the limit the budget is spent
+    and the request makes no further calls.
     """
 
     def __init__(self, limit_usd: float | None) -> None:
         self.limit_usd = limit_usd
         self.spent = 0.0
+        self.claimed = 0.0
         self.reserved = 0.0
 
     @property
@@ -78,16 +85,36 @@ class Budget:
         worst = call_cost(card, tokens_in, max_tokens)
         if worst is None:
             raise BudgetExceeded(f"{card.name} has no known price; a budget cannot cover it")
-        left = self.limit_usd - self.spent - self.reserved
+        left = self.limit_usd - self.claimed - self.reserved
         if worst > left:
+            claims = (
+                f" (its calls reported ${self.claimed:.6f}, ${self.spent:.6f} charged)"
+                if self.claimed > self.spent
+                else ""
+            )
             raise BudgetExceeded(
                 f"{card.name} may cost up to ${worst:.6f} but ${max(left, 0.0):.6f} of the "
-                f"${self.limit_usd:.6f} budget is left"
+                f"${self.limit_usd:.6f} budget is left{claims}"
             )
         self.reserved += worst
         return worst
 
-    def settle(self, reserved: float, actual: float | None) -> None:
+    def settle(
+        self, reserved: float, actual: float | None, reported: float | None = None
+    ) -> float | None:
+        """Book a finished call and return what it is charged.
+
+        `actual` is the call's cost as passed on, `reported` what its backend claimed
+        (default: `actual`). Under a budget the charge is at most the reservation; an
+        unknown cost keeps the whole reservation as spent (the safe side) and stays
+        unknown in the record.
+        """
         self.reserved -= reserved
-        # An unknown actual cost keeps the reservation as spent: the safe side.
-        self.spent += reserved if actual is None else actual
+        claim = reported if reported is not None else actual
+        self.claimed += reserved if claim is None else max(claim, actual or 0.0)
+        if actual is None:
+            self.spent += reserved
+            return None
+        charged = actual if self.limit_usd is None else min(actual, reserved)
+        self.spent += charged
+        return charged

@@ -30,6 +30,12 @@ class ExpertCall(BaseModel):
     seed: int | None = None
     started_at: float = 0.0
     text: str = ""
+    # Where the row differs from what the backend said (orchestrator/metering.py):
+    # "over_reported", "budget_exceeded", "budget_refused". When the tokens or cost were
+    # capped, `reported_*` keep the backend's own numbers for audit.
+    flags: tuple[str, ...] = ()
+    reported_tokens_out: int | None = None
+    reported_cost: float | None = None
 
 
 class CascadeStep(BaseModel):

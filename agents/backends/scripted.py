@@ -39,6 +39,14 @@ class ScriptedBehaviour(BaseModel):
     error_message: str = "503 Service Unavailable"
     retryable: bool = True
     retry_after_s: float | None = Field(default=None, ge=0.0, description="sent with errors")
+    # A lying provider: usage and cost reported whatever was produced (the answer itself
+    # ignores max_tokens already, so a long `answer` is a provider that overruns).
+    report_tokens_out: int | None = Field(
+        default=None, ge=0, description="output tokens reported, whatever the text"
+    )
+    report_cost_usd: float | None = Field(
+        default=None, ge=0.0, description="cost reported, whatever the usage"
+    )
 
     def availability(self) -> Availability:
         return Availability(available=True, detail=f"scripted: {self.behaviour}")
@@ -46,6 +54,11 @@ class ScriptedBehaviour(BaseModel):
 
 def _count(text: str) -> int:
     return max(1, len(text.split()))
+
+
+def _words(messages: list[Message]) -> int:
+    """One token a word, no framing: exact, so metering can cut a text to a word count."""
+    return sum(len(m.content.split()) for m in messages)
 
 
 class ScriptedExpert:
@@ -59,7 +72,7 @@ class ScriptedExpert:
         return self._card
 
     async def count_tokens(self, messages: list[Message]) -> int:
-        return sum(_count(m.content) for m in messages)
+        return _words(messages)
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         b = self._behaviour
@@ -77,12 +90,14 @@ class ScriptedExpert:
         if b.behaviour == "hang":
             await asyncio.Event().wait()  # never set: only a timeout ends this call
         text = self._text(messages, params)
-        usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=_count(text))
+        tokens_out = _count(text) if b.report_tokens_out is None else b.report_tokens_out
+        usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=tokens_out)
+        cost = call_cost(self._card, usage.tokens_in, usage.tokens_out)
         return Completion(
             expert=self._card.name,
             text=text,
             usage=usage,
-            cost=call_cost(self._card, usage.tokens_in, usage.tokens_out),
+            cost=cost if b.report_cost_usd is None else b.report_cost_usd,
             latency_s=time.perf_counter() - t0,
             started_at=started,
             finish_reason="stop",

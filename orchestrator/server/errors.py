@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from signoria.orchestrator.metering import BUDGET_REFUSED
 from signoria.orchestrator.pipeline import PipelineFailed
 
 log = logging.getLogger("signoria.server")
@@ -26,6 +27,7 @@ INVALID_REQUEST = "invalid_request_error"
 AUTHENTICATION = "authentication_error"
 RATE_LIMIT = "rate_limit_error"
 SERVER = "server_error"
+BUDGET = "budget_error"
 
 # Substrings of a call's error that mean time ran out (see orchestrator/calls.py).
 _TIME_ERRORS = ("timeout", "deadline")
@@ -70,12 +72,25 @@ def bad_request(message: str, param: str | None = None, code: str = "invalid_val
 
 
 def pipeline_error(exc: PipelineFailed) -> ApiError:
-    """503 when no expert could answer, 504 when every failed call ran out of time.
+    """402 when the budget refused every failed call, 504 when every failed call ran out
+    of time, else 503 (no expert could answer).
 
     The distinction matters to clients: a 504 says a longer deadline might work, a 503
-    says the experts themselves are failing.
+    says the experts themselves are failing, and a 402 says the same request will fail
+    the same way: it is the client's budget, not a server fault, so it is a 4xx that
+    OpenAI clients do not retry (they retry 408, 409, 429 and 5xx), and `x-should-retry:
+    false` says so to the SDKs that read it.
     """
-    errors = [call.error for call in exc.result.calls if call.error]
+    failed = [call for call in exc.result.calls if call.error]
+    if failed and all(BUDGET_REFUSED in call.flags for call in failed):
+        return ApiError(
+            402,
+            f"over budget: {exc}",
+            type=BUDGET,
+            code="budget_exceeded",
+            headers={"x-should-retry": "false"},
+        )
+    errors = [call.error for call in failed if call.error]
     timed_out = bool(errors) and all(e.lower().startswith(_TIME_ERRORS) for e in errors)
     if timed_out:
         return ApiError(504, f"timed out: {exc}", type=SERVER, code="pipeline_timeout")

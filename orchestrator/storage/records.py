@@ -27,6 +27,9 @@ class CallRecord(_Record):
     cost: float | None
     error: str | None
     text: str
+    flags: tuple[str, ...] = ()
+    reported_tokens_out: int | None = None
+    reported_cost: float | None = None
 
 
 class RoutingRecord(_Record):

@@ -97,6 +97,12 @@ class ModelCall(Base):
     cost: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text, default="")
+    # Metering (orchestrator/metering.py): why this row differs from what the backend
+    # said ("over_reported", "budget_exceeded", "budget_refused"), and the backend's own
+    # numbers where they were capped.
+    flags: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    reported_tokens_out: Mapped[int | None]
+    reported_cost: Mapped[float | None] = mapped_column(Float)
 
 
 class AggregationRecord(Base):

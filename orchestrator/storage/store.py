@@ -319,6 +319,9 @@ def _attach_trace(item: Item, result: AskResult) -> None:
             cost=c.cost,
             error=c.error,
             text=c.text,
+            flags=list(c.flags),
+            reported_tokens_out=c.reported_tokens_out,
+            reported_cost=c.reported_cost,
         )
         for i, c in enumerate(result.calls)
     ]
