@@ -2,14 +2,14 @@
 in only if it beats the deployed one on traffic neither of them was trained on.
 
 Order matters, so it is fixed here: (1) export every serve run's requests that have
-feedback (`evals/traffic.py`); (2) carve the held-out side by a hash of (seed, request
-id) *before anything else looks at the rows*, so no choice is made on it and a request
-lands on the same side at every retrain; (3) fit the new router (and the usual
-baselines) on the rest, for the deployed artifact's own trade-off; (4) score the new and
-the deployed router on the held-out rows with one reward (the deployed artifact's
-trade-off and cost scale: the objective the operator deployed); (5) copy the new artifact
-over the deployed directory, the old one kept as `<dir>.previous`, only when its
-held-out reward is strictly higher, and never with `dry_run`.
+feedback (`evals/traffic.py`); (2) carve the held-out side by a hash of (seed, query)
+*before anything else looks at the rows*, so no choice is made on it and a request (and
+every repeat of its query) lands on the same side at every retrain; (3) fit the new
+router (and the usual baselines) on the rest, for the deployed artifact's own trade-off;
+(4) score the new and the deployed router on the held-out rows with one reward (the
+deployed artifact's trade-off and cost scale: the objective the operator deployed); (5)
+copy the new artifact over the deployed directory, the old one kept as `<dir>.previous`,
+only when its held-out reward is strictly higher, and never with `dry_run`.
 """
 
 from __future__ import annotations
@@ -67,10 +67,12 @@ def traffic_tables(
 ) -> tuple[RoutingTable, RoutingTable]:
     """(train, held-out) tables over the models the training side's traffic called."""
     parsed = [Row.model_validate(r) for r in rows]
-    # `RoutingTable.split`'s rule, applied to the raw rows before any table is built: a
-    # request lands on the same side whatever else the traffic holds or its order.
-    test_rows = [r for r in parsed if in_test_split(r.id, test_fraction, seed)]
-    train_rows = [r for r in parsed if not in_test_split(r.id, test_fraction, seed)]
+    # `RoutingTable.split`'s rule, applied to the raw rows before any table is built, and
+    # keyed by the query rather than the request id: a query asked twice (traffic repeats
+    # itself) lands on one side only, so the held-out side never tests on a training
+    # query, and the split does not change with the random ids the requests happened to get.
+    test_rows = [r for r in parsed if in_test_split(r.query, test_fraction, seed)]
+    train_rows = [r for r in parsed if not in_test_split(r.query, test_fraction, seed)]
     models = tuple(sorted({m for r in train_rows for m in r.outcomes}))
     missing = [m for m in models if m not in info]
     if missing:

@@ -8,7 +8,7 @@ two tie on ARC (0.91) and Yi-34B is far better on Winogrande (0.74 vs 0.44). The
 asks both (k=2: the runner-up's answer is recorded, which is what makes the traffic
 teach anything) and answers with the router's first choice. Clients give feedback; the
 export becomes an outcome table; `route retrain` fits a kNN router on it and must beat
-the deployed one on requests held out by id before it is swapped in.
+the deployed one on requests held out by query before it is swapped in.
 """
 
 from __future__ import annotations
@@ -200,8 +200,11 @@ def test_traffic_feedback_export_retrain_beats_the_deployed_router(loop: Loop) -
     report = json.loads(done.stdout)
     assert report["rows"]["held_out"] >= 30 and report["rows"]["train"] >= 80
     assert report["trade_off"] == {"alpha": 1.0, "beta": 0.0}  # the deployed objective
+    # The split is by query, so fixed for this fixture: the gain measured here is 0.068
+    # (44 held out). One held-out row is worth 0.023, so 0.03 tolerates a neighbour that
+    # float noise on another CPU flips, and no more.
     gain = report["new"]["reward"] - report["deployed"]["reward"]
-    assert gain >= 0.05, report
+    assert gain >= 0.03, report
     assert report["new"]["call_share"].get("yi", 0.0) > 0.3, report
     assert report["deployed"]["call_share"].get("claude", 0.0) > 0.8, report
     assert report["better"] and report["swapped"]
