@@ -7,6 +7,7 @@ nobody reads and block the server.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -67,9 +68,14 @@ def server_env(api_keys: str | None) -> dict[str, str]:
 
 @contextmanager
 def running_server(
-    *args: str, log: Path, api_keys: str | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    log: Path,
+    api_keys: str | None = None,
+    env: Mapping[str, str] | None = None,
+    max_fds: int | None = None,
 ) -> Iterator[RunningServer]:
-    """`signoria serve --port <free> *args`, yielded once /health answers."""
+    """`signoria serve --port <free> *args`, yielded once /health answers; `max_fds` sets
+    the server's file-descriptor limit (soft and hard), as a constrained host would."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -78,6 +84,7 @@ def running_server(
             stderr=subprocess.STDOUT,
             env={**server_env(api_keys), **(env or {})},
             cwd=ROOT,
+            preexec_fn=None if max_fds is None else lambda: _limit_fds(max_fds),
         )
     server = RunningServer(process, port, log)
     try:
@@ -85,6 +92,10 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+def _limit_fds(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 def _wait_healthy(server: RunningServer) -> None:

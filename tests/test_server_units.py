@@ -122,7 +122,7 @@ def _app_with_a_broken_expert() -> httpx.AsyncClient:
     orchestrator.pipelines["p"] = dataclasses.replace(pipeline, aggregator=_BrokenAggregator())  # type: ignore[arg-type]
     app = create_app(orchestrator, ServerSettings(record=False, max_concurrent=1))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 async def test_a_broken_backend_is_a_failed_call_without_internals() -> None:

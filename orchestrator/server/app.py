@@ -37,7 +37,8 @@ from signoria.orchestrator.server.errors import (
     pipeline_error,
 )
 from signoria.orchestrator.server.feedback import add_feedback_route
-from signoria.orchestrator.server.recording import Recorder
+from signoria.orchestrator.server.origin import install_browser_guards
+from signoria.orchestrator.server.recording import RECORDED_HEADER, Recorder
 from signoria.orchestrator.server.requests import read_chat_request, request_limits, to_messages
 from signoria.orchestrator.server.responses import (
     apply_stops,
@@ -53,6 +54,7 @@ from signoria.orchestrator.server.schemas import (
     ModelInfo,
     ModelList,
     ModelObject,
+    RecordingHealth,
 )
 from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
 
@@ -167,9 +169,11 @@ async def _execute(
     )
 
 
-def _tagged(error: ApiError, completion_id: str) -> ApiError:
-    """A recorded failure carries its request id, so a client can find its record."""
-    error.headers["X-Request-Id"] = completion_id
+def _tagged(error: ApiError, headers: dict[str, str]) -> ApiError:
+    """A recorded failure carries its request id, so a client can find its record. The
+    error shares `headers`, so a failed record write still marks it (see `run`)."""
+    headers.update(error.headers)
+    error.headers = headers
     return error
 
 
@@ -214,6 +218,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_browser_guards(app, settings)
     require_key = api_key_dependency(settings.api_keys)
     # The same callable as an endpoint parameter is resolved once per request (FastAPI
     # caches it), and hands the endpoint the caller's key fingerprint.
@@ -226,24 +231,27 @@ def create_app(
         messages: list[Message],
         limits: RequestLimits,
         client: str | None,
-    ) -> AskResult:
+    ) -> tuple[AskResult, dict[str, str]]:
+        """The result and the response headers; `X-Signoria-Recorded: false` is added when
+        the record write failed, on an answer or an error alike."""
         stops = body.stops()
         query = next(m.content for m in reversed(messages) if m.role == "user")
         result: AskResult | None = None
         error: str | None = None
+        headers = {"X-Request-Id": completion_id}
         served.requests += 1
         try:
             result = await _execute(orchestrator, body, target, messages, limits)
             # The record keeps the answer the client got; the trace keeps the full text.
             result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
-            return result
+            return result, headers
         except PipelineFailed as exc:
             result, error = exc.result, str(exc)
-            raise _tagged(pipeline_error(exc), completion_id) from None
+            raise _tagged(pipeline_error(exc), headers) from None
         except SignoriaError as exc:
             error = str(exc)
             unavailable = ApiError(503, error, type=SERVER, code="expert_unavailable")
-            raise _tagged(unavailable, completion_id) from None
+            raise _tagged(unavailable, headers) from None
         except asyncio.CancelledError:
             error = "cancelled before the pipeline finished"
             raise
@@ -253,8 +261,10 @@ def create_app(
         finally:
             if error is not None:
                 served.failed += 1
-            if recorder is not None:
-                await recorder.record(completion_id, query, result, error, client)
+            if recorder is not None and not await recorder.record(
+                completion_id, query, result, error, client
+            ):
+                headers[RECORDED_HEADER] = "false"
 
     @v1.post(
         "/chat/completions",
@@ -284,9 +294,8 @@ def create_app(
         target = catalog.require(body.model)
         completion_id = new_completion_id()
         async with gate.slot():
-            result = await run(completion_id, body, target, messages, limits, client)
+            result, headers = await run(completion_id, body, target, messages, limits, client)
         answer = result.answer
-        headers = {"X-Request-Id": completion_id}
         if body.stream:
             return StreamingResponse(
                 chunk_events(completion_id, body.model, answer, result),
@@ -313,10 +322,16 @@ def create_app(
         _ERRORS,
     )
 
-    @app.get("/health", response_model=Health)
+    @app.get("/health", response_model=Health, response_model_exclude_none=True)
     async def health() -> Health:
-        """Liveness, without authentication: load balancers and test harnesses poll it."""
-        return Health()
+        """Liveness, without authentication: load balancers and test harnesses poll it.
+        When recording, also how many answered requests could not be recorded."""
+        if recorder is None:
+            return Health()
+        counts = RecordingHealth(
+            run_id=recorder.run_id, recorded=recorder.recorded, unrecorded=recorder.unrecorded
+        )
+        return Health(recording=counts)
 
     app.include_router(v1)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -50,6 +50,37 @@ def serve(
     budget_cap_usd: Annotated[
         float | None, typer.Option(min=0.0, help="USD per request (default none).")
     ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds a client has to send a request head (default 10)."),
+    ] = None,
+    keep_alive: Annotated[
+        int | None, typer.Option(min=1, help="Idle keep-alive seconds (default 5).")
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds a client has to send a body; 408 after (default 30)."),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(min=1, help="Open connections, kept under the fd limit (default 2048)."),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name to answer for besides the bound address and localhost; "
+            "repeatable, '*' for any. A foreign Host is 421 (DNS rebinding).",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A browser origin allowed to call the API (CORS); repeatable. Default: "
+            "none, a foreign Origin is 403.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve pipelines and experts over an OpenAI-compatible REST API.
@@ -66,6 +97,12 @@ def serve(
         "max_tokens_cap": max_tokens_cap,
         "max_experts_cap": max_experts_cap,
         "budget_cap_usd": budget_cap_usd,
+        "header_timeout_s": header_timeout,
+        "keep_alive_s": keep_alive,
+        "body_timeout_s": body_timeout,
+        "max_connections": max_connections,
+        "allowed_hosts": tuple(allowed_host) if allowed_host else None,
+        "cors_origins": tuple(cors_origin) if cors_origin else None,
     }
     settings = ServerSettings.from_env(
         {
@@ -82,11 +119,10 @@ def serve(
         # Before any model loads: refusing should be instant.
         raise ServerConfigError(problem)
 
-    import uvicorn
-
     from signoria.agents.backends.registry import preload_backends
     from signoria.orchestrator.sdk import Orchestrator
     from signoria.orchestrator.server.app import create_app
+    from signoria.orchestrator.server.transport import serve as serve_http
 
     orchestrator = Orchestrator.from_config(config)
     app = create_app(orchestrator, settings)
@@ -97,7 +133,7 @@ def serve(
     # (benchmarks/overhead.py). Frozen, it is never scanned again.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=_log_config())
+    serve_http(app, settings, log_level=log_level, log_config=_log_config())
 
 
 def _log_config() -> dict[str, Any]:

@@ -9,7 +9,9 @@ cannot probe which ids exist.
 
 The body is read and validated here rather than by FastAPI for the same reason as the
 chat endpoint's: authentication runs first, and a malformed body is a 400 naming the bad
-field (these fields are few and all semantic, so there is no separate 422 stage).
+field (these fields are few and all semantic, so there is no separate 422 stage). The
+body passes the same checks as a chat body (`body.py`: JSON content type, nesting, 64-bit
+integers, encodable text), so nothing a client sends can fail the feedback write.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from signoria.orchestrator.server.body import check_content_type, parse_json, read_body
 from signoria.orchestrator.server.errors import ApiError, bad_request
-from signoria.orchestrator.server.requests import parse_json, read_body
 from signoria.orchestrator.storage.feedback import FeedbackInput, FeedbackRefused, UnknownRequest
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 # Feedback bodies are small: a reference answer, a comment. Far below the chat cap.
 MAX_FEEDBACK_BYTES = 256 * 1024
+# How long such a body may take to arrive (408 after): a trickled body holds a slot.
+FEEDBACK_BODY_S = 30.0
 
 
 class FeedbackRequest(FeedbackInput):
@@ -92,9 +96,10 @@ def add_feedback_route(
         request: Request, client: str | None = Depends(require_key)
     ) -> FeedbackResponse:
         """Score a served answer (0..1) or give its reference answer; latest wins."""
+        check_content_type(request)
         try:
             body = FeedbackRequest.model_validate(
-                parse_json(await read_body(request, MAX_FEEDBACK_BYTES))
+                parse_json(await read_body(request, MAX_FEEDBACK_BYTES, FEEDBACK_BODY_S))
             )
         except ValidationError as exc:
             raise _invalid(exc) from None

@@ -1,9 +1,10 @@
 """Recording every chat completion of a server process as one run of kind "serve".
 
 The store is synchronous (SQLAlchemy); each write runs in a worker thread so a slow disk
-never stalls the event loop that serves other requests. A failed write is logged and the
-client still gets its answer: the record serves audit and analysis, and losing one row is
-better than failing a request whose answer already exists.
+never stalls the event loop that serves other requests. A failed write still gives the
+client its answer (failing a request whose answer already exists helps nobody), but the
+loss is never silent: it is logged with the request id, counted (`unrecorded` in
+`/health`), and the response carries `X-Signoria-Recorded: false`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signoria.server")
 
+# Sent with `false` on a response whose record could not be written.
+RECORDED_HEADER = "X-Signoria-Recorded"
+
 
 class Recorder:
     """One run per server process; `record` is safe to call from concurrent requests."""
@@ -27,6 +31,8 @@ class Recorder:
         self.store = store
         self.run_id = run_id
         self._owns_store = owns_store
+        self.recorded = 0
+        self.unrecorded = 0
 
     @classmethod
     async def start(
@@ -63,7 +69,8 @@ class Recorder:
         result: AskResult | None,
         error: str | None,
         client: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Write one request's row; False (logged and counted) when the write failed."""
         try:
             await asyncio.to_thread(
                 self.store.record_item,
@@ -78,7 +85,16 @@ class Recorder:
                 client=client,
             )
         except Exception:
-            log.exception("could not record request %s in run %s", request_id, self.run_id)
+            self.unrecorded += 1
+            log.exception(
+                "could not record request %s in run %s (%d unrecorded so far)",
+                request_id,
+                self.run_id,
+                self.unrecorded,
+            )
+            return False
+        self.recorded += 1
+        return True
 
     async def finish(self, metrics: dict[str, float | None]) -> None:
         """Mark the run complete at a graceful shutdown, with what it served."""

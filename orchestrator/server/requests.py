@@ -1,14 +1,14 @@
 """From raw HTTP body to a validated chat request, in the order a careful server checks.
 
-1. size (413), before anything is parsed; 2. JSON (400); 3. fields a client may never set
-(400, naming the field); 4. schema (422, naming the field); 5. caps and semantics (400).
+1. content type (415) and size (413), before anything is parsed; 2. JSON, and values no
+stage could hold (400, see `body`); 3. fields a client may never set (400, naming the
+field); 4. schema (422, naming the field); 5. caps and semantics (400).
 The body is read here rather than by FastAPI so that this order holds and authentication,
 a dependency, always runs before the body is even looked at.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,48 +18,14 @@ from pydantic import ValidationError
 
 from signoria.agents.types import Message, Role
 from signoria.orchestrator.limits import RequestLimits
-from signoria.orchestrator.server.errors import ApiError, bad_request
+from signoria.orchestrator.server.body import check_content_type, parse_json, read_body
+from signoria.orchestrator.server.errors import bad_request
 from signoria.orchestrator.server.schemas import (
     FORBIDDEN_FIELDS,
     UNSUPPORTED_FIELDS,
     ChatCompletionRequest,
 )
 from signoria.orchestrator.server.settings import ServerSettings
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"request body is larger than {limit} bytes", code="request_too_large")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to exceed `limit`: from Content-Length if
-    the client sent one, else while it streams in (chunked uploads have no length)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise bad_request("invalid Content-Length header", code="invalid_header") from None
-        if size > limit:
-            raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    return bytes(body)
-
-
-def parse_json(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        raise bad_request("request body is empty; expected a JSON object", code="invalid_json")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(f"body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise bad_request("body must be a JSON object", code="invalid_json")
-    return data
 
 
 def check_client_fields(data: Mapping[str, Any]) -> None:
@@ -158,6 +124,7 @@ def request_limits(body: ChatCompletionRequest, settings: ServerSettings) -> Req
 
 
 async def read_chat_request(request: Request, settings: ServerSettings) -> ChatCompletionRequest:
-    data = parse_json(await read_body(request, settings.max_body_bytes))
+    check_content_type(request)
+    data = parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
     check_client_fields(data)
     return validate(data)

@@ -5,13 +5,19 @@ are ignored) but strict about the ones that would change where or how a call is 
 credentials and backend addresses are rejected outright (the operator's config alone
 decides those), and features this server cannot honour (tools, logprobs, ...) are
 rejected rather than silently dropped.
+
+Request models validate in strict mode, as OpenAI does: `max_tokens: true` or
+`stream: "yes"` is a 422, not a silent 1 or true (an integer is still a valid float).
+Every rule the server enforces on a body is also in the generated JSON schema (a user
+message needs content, at most 4 stop strings, the seed range), so /openapi.json never
+allows a body the server rejects for its shape.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # Fields that would let a client point the server at another backend or key.
 FORBIDDEN_FIELDS = (
@@ -39,21 +45,76 @@ UNSUPPORTED_FIELDS = (
 )
 
 
+# What the store's seed column (PostgreSQL INTEGER) and llama.cpp's sampler (uint32) hold.
+SEED_MAX = 2**31 - 1
+# Strict types, no coercion; NaN and infinities are not numbers a limit can take.
+_REQUEST = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+# "At least one user message with text": the schema's form of `to_messages`'s check.
+_NON_BLANK = {"type": "string", "pattern": "\\S"}
+_HAS_USER_TEXT: dict[str, Any] = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"const": "user"},
+        "content": {
+            "anyOf": [
+                _NON_BLANK,
+                {
+                    "type": "array",
+                    "contains": {
+                        "type": "object",
+                        "required": ["text"],
+                        "properties": {"text": _NON_BLANK},
+                    },
+                },
+            ]
+        },
+    },
+}
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type: 16.0 is the integer 16 (JSON Schema agrees), so it is
+    # taken; 16.5, "16" and true stay what they are and fail strict validation.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Bounds sit inside the Annotated so that the JSON schema states them too.
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral)]
+
+
 class TextPart(BaseModel):
     """One part of a multi-part message; only text parts are understood."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = _REQUEST
 
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """One message; `content` may be null only on an assistant or system turn."""
+
+    model_config = ConfigDict(
+        **_REQUEST,
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "user"}}},
+            "then": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+        },
+    )
 
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
     name: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _user_content(self) -> ChatMessage:
+        if self.role == "user" and self.content is None:
+            raise ValueError("a user message needs content")
+        return self
 
     def text(self) -> str:
         """The content as one string: parts are joined with newlines, None is empty."""
@@ -68,15 +129,15 @@ class SignoriaOptions(BaseModel):
     """The `signoria` extension object: per-request limits that may only tighten the
     pipeline's own (see `signoria.orchestrator.limits.RequestLimits`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**{**_REQUEST, "extra": "forbid"})
 
     budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap")
-    max_experts: int | None = Field(default=None, ge=1, description="expert calls")
+    max_experts: PositiveInt | None = Field(default=None, description="expert calls")
     deadline_s: float | None = Field(default=None, gt=0, description="wall-clock seconds")
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = _REQUEST
 
     include_usage: bool = False
 
@@ -85,27 +146,22 @@ class ChatCompletionRequest(BaseModel):
     """POST /v1/chat/completions. `temperature` and `seed` steer raw expert ids; a named
     pipeline keeps its configured sampling. `stop` is applied to the final answer."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = _REQUEST
 
     model: str = Field(min_length=1, max_length=256)
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    messages: list[ChatMessage] = Field(
+        min_length=1, json_schema_extra={"contains": _HAS_USER_TEXT}
+    )
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1)
+    n: PositiveInt = 1
     user: str | None = Field(default=None, max_length=256)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: Seed | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     signoria: SignoriaOptions | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        return value
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -191,8 +247,18 @@ class ModelList(BaseModel):
     data: list[ModelObject]
 
 
+class RecordingHealth(BaseModel):
+    """Whether recording keeps up: `unrecorded` counts answered requests whose record
+    write failed (each was logged and answered with `X-Signoria-Recorded: false`)."""
+
+    run_id: str
+    recorded: int
+    unrecorded: int
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    recording: RecordingHealth | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -69,6 +69,21 @@ class ServerSettings(BaseModel):
     record: bool = Field(default=True, description="record every chat completion in the store")
     db_url: str | None = Field(default=None, description="store URL; None is the default SQLite")
     config_source: str | None = Field(default=None, description="config path, for the record")
+    # Transport bounds (see transport.py): a client that opens connections and never
+    # finishes a request must not hold the server.
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds to send a request head; closed after"
+    )
+    keep_alive_s: int = Field(default=5, ge=1, description="idle keep-alive seconds")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="seconds to send a body; 408")
+    max_connections: int = Field(
+        default=2048, ge=1, description="open connections; the oldest unfinished head yields"
+    )
+    # Browser guards (see origin.py): which Host names this server answers for, and which
+    # foreign origins may call it. Empty means: the loopback names when bound to loopback,
+    # any host otherwise (keys are then required). CORS is off unless origins are given.
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -114,6 +129,12 @@ class ServerSettings(BaseModel):
                     "max_experts_cap",
                     "budget_cap_usd",
                     "max_concurrent",
+                    "header_timeout_s",
+                    "keep_alive_s",
+                    "body_timeout_s",
+                    "max_connections",
+                    "allowed_hosts",
+                    "cors_origins",
                 }
             ),
         }
