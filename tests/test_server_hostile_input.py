@@ -371,6 +371,21 @@ def test_heads_that_never_finish_are_closed_after_the_header_timeout(tmp_path: P
                 assert not _closed_by_server(honest)
                 time.sleep(1.2)
                 assert _closed_by_server(honest)
+            # One quick request does not buy a kept-alive connection time for a slow one:
+            # the next head is due within --header-timeout of its first byte.
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as reused:
+                reused.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                reply = reused.recv(65536)
+                while not reply.endswith(b"}"):
+                    reply += reused.recv(65536)
+                reused.sendall(SLOW_HEAD)
+                for _ in range(5):
+                    time.sleep(0.3)
+                    if _closed_by_server(reused):
+                        break
+                    with contextlib.suppress(OSError):
+                        reused.send(b"x")
+                assert _closed_by_server(reused)
         finally:
             for sock in [*silent, *partial, trickle]:
                 sock.close()
