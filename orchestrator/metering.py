@@ -18,6 +18,10 @@ every backend:
   kept beside them for audit. The circuit breaker counts the call as a failure: an honest
   provider never does this.
 
+A `replay` expert is not metered: it replays a recorded call, made under that run's own
+limit and with its recorded cost, and evaluating routers or aggregators on the record
+means taking it whole (the budget still charges it at most its reservation).
+
 What the budget does with the capped cost (charge at most the reservation, stop the
 request once its calls claim the whole budget) is `signoria.orchestrator.limits.Budget`.
 """
@@ -39,6 +43,8 @@ BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_REFUSED = "budget_refused"
 
 _WORDS = re.compile(r"\S+\s*")
+# Backends whose answers are records of past calls, not calls (see the module docstring).
+_RECORDED = frozenset({"replay"})
 # Float sums of per-token prices: a cost this close to the ceiling is the ceiling.
 _EPSILON = 1e-12
 
@@ -55,6 +61,8 @@ class Metered:
 
 async def meter(completion: Completion, expert: Expert, max_tokens: int) -> Metered:
     """`completion` held to `max_tokens` of output (see the module docstring)."""
+    if expert.card.backend in _RECORDED:
+        return Metered(completion, over_reported=False)
     usage, text = completion.usage, completion.text
     words = len(text.split())
     long_text = usage.tokens_out > max_tokens or words > max_tokens

@@ -174,8 +174,10 @@ async def test_seq_truncates_a_sample_that_cannot_fit_and_says_so() -> None:
     huge = Recorder("huge", answer=" ".join(["word"] * 400))
     small = Recorder("small", answer="short answer")
     agg = ContextBound("agg", context_length=200, answer="fine")
-    seq = build("self-moa-seq", model="agg", window=3, keep=1)
-    result = await pipeline(["huge", "small"], seq, max_tokens=16).run("q", pool(huge, small, agg))
+    # The samples may be 400 tokens long (a call is held to its max_tokens), the
+    # aggregator's own calls 16: a sample then cannot fit beside the prompt.
+    seq = build("self-moa-seq", model="agg", window=3, keep=1, max_tokens=16)
+    result = await pipeline(["huge", "small"], seq, max_tokens=400).run("q", pool(huge, small, agg))
     assert result.answer == "fine" and result.aggregation is not None
     assert "truncated a response to fit agg's context" in str(result.aggregation.error)
     assert all(c.error is None for c in result.calls)
