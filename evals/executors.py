@@ -16,9 +16,16 @@ from typing import Any, Protocol
 
 from signoria.agents.types import Completion
 from signoria.evals.datasets import EvalItem
+from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.pipeline import PipelineFailed
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.sdk import Orchestrator
+
+
+def item_limits(item: EvalItem) -> RequestLimits | None:
+    """The item's prompt asks for the tokens it needs, as a client's max_tokens would."""
+    return None if item.max_tokens is None else RequestLimits(max_tokens=item.max_tokens)
+
 
 Positioned = tuple[int, EvalItem]
 # (position, item, result, error): error is set when the pipeline produced no answer.
@@ -44,7 +51,9 @@ class AsyncioExecutor:
         async def one(position: int, item: EvalItem) -> Answered:
             async with semaphore:
                 try:
-                    result = await self.orchestrator.aask(item.prompt, pipeline=pipeline)
+                    result = await self.orchestrator.aask(
+                        item.prompt, pipeline=pipeline, limits=item_limits(item)
+                    )
                 except PipelineFailed as exc:
                     return position, item, exc.result, str(exc)
                 return position, item, result, None
@@ -75,7 +84,13 @@ class ByExpertExecutor:
         for start in range(0, len(todo), self.batch):
             items = todo[start : start + self.batch]
             requests = [
-                await chosen.start(item.prompt, pool, health=health, clock_from_first_call=True)
+                await chosen.start(
+                    item.prompt,
+                    pool,
+                    overrides=item_limits(item),
+                    health=health,
+                    clock_from_first_call=True,
+                )
                 for _, item in items
             ]
             calls = sorted(
@@ -100,9 +115,12 @@ class _Worker:
     def __init__(self, config: str | None) -> None:
         self.orchestrator = Orchestrator.from_config(config)
 
-    def ask(self, prompt: str, pipeline: str) -> tuple[dict[str, Any], str | None]:
+    def ask(
+        self, prompt: str, pipeline: str, max_tokens: int | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        limits = None if max_tokens is None else RequestLimits(max_tokens=max_tokens)
         try:
-            result = self.orchestrator.ask(prompt, pipeline=pipeline)
+            result = self.orchestrator.ask(prompt, pipeline=pipeline, limits=limits)
         except PipelineFailed as exc:
             return exc.result.model_dump(mode="json"), str(exc)
         return result.model_dump(mode="json"), None
@@ -156,7 +174,7 @@ class RayExecutor:
         while queue or running:
             while idle and queue:
                 actor, (position, item) = idle.pop(), queue.pop(0)
-                ref: Any = actor.ask.remote(item.prompt, pipeline)
+                ref: Any = actor.ask.remote(item.prompt, pipeline, item.max_tokens)
                 running[asyncio.ensure_future(ref)] = (actor, position, item)
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for future in done:

@@ -45,6 +45,10 @@ def run_metrics(items: Sequence[ItemRecord]) -> dict[str, Any]:
     cost = total_cost(item.cost for item in items)
     latencies = [item.latency_s for item in items if item.latency_s is not None]
     calls = [call for item in items for call in item.calls]
+    # Answers whose recorded finish reason says they were cut at max_tokens: an answer cut
+    # before it was stated scores 0 for the limit, not for the model.
+    ended = [item for item in items if item.finish_reason is not None]
+    truncated = sum(1 for item in ended if item.finish_reason == "length")
     return {
         "n": len(items),
         "scored": len(scores),
@@ -58,6 +62,8 @@ def run_metrics(items: Sequence[ItemRecord]) -> dict[str, Any]:
         "tokens_in": sum(c.tokens_in for c in calls),
         "tokens_out": sum(c.tokens_out for c in calls),
         "call_share": call_share(items),
+        "truncated": truncated,
+        "truncated_share": truncated / len(ended) if ended else None,
     }
 
 
@@ -76,4 +82,5 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
         "latency_p90": lat["p90"],
         "latency_p99": lat["p99"],
         "tokens_out": metrics["tokens_out"],
+        "truncated_share": metrics["truncated_share"],
     }

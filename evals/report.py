@@ -32,6 +32,13 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
+def _truncated(summary: dict[str, Any]) -> str:
+    share = summary["truncated_share"]
+    if share is None:
+        return "unknown (no finish reasons recorded)"
+    return f"{summary['truncated']} ({_pct(share)})"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     ci = summary["accuracy_ci95"]
     lat = summary["latency_s"]
@@ -48,6 +55,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"p99 {_secs(lat['p99'])}",
         f"- calls: {summary['calls']}, tokens in/out: {summary['tokens_in']}/"
         f"{summary['tokens_out']}",
+        f"- truncated answers (cut at max_tokens): {_truncated(summary)}",
         "",
         "| model | call share |",
         "|---|---|",
@@ -58,15 +66,16 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def compare_table(summaries: list[dict[str, Any]]) -> str:
     lines = [
-        "| run | pipeline | benchmark | n | accuracy (95% CI) | cost | p50 latency |",
-        "|---|---|---|---|---|---|---|",
+        "| run | pipeline | benchmark | n | accuracy (95% CI) | truncated | cost | p50 latency |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         ci = s["accuracy_ci95"]
         acc = _pct(s["accuracy"]) + (f" ({_pct(ci[0])}-{_pct(ci[1])})" if ci else "")
         lines.append(
             f"| {s['run']} | {s['pipeline']} | {s['benchmark']} | {s['n']} | {acc} | "
-            f"{format_usd(s['cost'])} | {_secs(s['latency_s']['p50'])} |"
+            f"{_pct(s['truncated_share'])} | {format_usd(s['cost'])} | "
+            f"{_secs(s['latency_s']['p50'])} |"
         )
     return "\n".join(lines) + "\n"
 

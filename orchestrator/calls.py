@@ -224,6 +224,7 @@ class CallRunner:
                 seed=call.seed,
                 started_at=completion.started_at,
                 text=completion.text,
+                finish_reason=completion.finish_reason,
                 flags=flags,
                 reported_tokens_out=reported_tokens_out,
                 reported_cost=reported_cost,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signoria.agents.pricing import call_cost
 from signoria.agents.types import ModelCard
@@ -12,7 +12,14 @@ class Limits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_experts: int = Field(default=8, ge=1, description="calls a routing decision may ask for")
-    max_tokens: int = Field(default=256, ge=1, description="completion tokens per call")
+    max_tokens: int = Field(
+        default=256, ge=1, description="completion tokens per call when the request sets none"
+    )
+    max_tokens_cap: int | None = Field(
+        default=None,
+        ge=1,
+        description="the most completion tokens a request may ask for; None: no pipeline cap",
+    )
     budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap per request")
     deadline_s: float | None = Field(default=300.0, gt=0, description="wall-clock cap")
     expert_timeout_s: float | None = Field(default=120.0, gt=0, description="per call")
@@ -26,23 +33,48 @@ class Limits(BaseModel):
     retry_backoff_max_s: float = Field(default=10.0, ge=0.0, description="cap on one wait")
     fallback: str | None = Field(default=None, description="model called when an expert fails")
 
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> Limits:
+        if self.max_tokens_cap is not None and self.max_tokens > self.max_tokens_cap:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) is above max_tokens_cap ({self.max_tokens_cap})"
+            )
+        return self
+
     def model_refs(self) -> dict[str, str]:
         return {"fallback": self.fallback} if self.fallback else {}
 
     def tightened(self, overrides: RequestLimits | None) -> Limits:
-        """These limits with a request's own limits applied: a request may only tighten."""
+        """These limits with a request's own applied.
+
+        Budget, experts and deadline may only tighten. `max_tokens` is what the caller
+        asked for, in either direction: the pipeline's `max_tokens` is only the default
+        for callers that ask nothing, and `max_tokens_cap` (when set) holds a request to
+        at most that many, visibly (the answer says `length` if it hit the cap, and the
+        result keeps both numbers).
+        """
         if overrides is None:
             return self
         update: dict[str, float | int] = {}
         for key, value in overrides.model_dump(exclude_none=True).items():
+            if key == "ceiling_tokens":
+                continue
             current = getattr(self, key)
-            update[key] = value if current is None else min(current, value)
+            if key == "max_tokens":
+                cap = self.max_tokens_cap
+                update[key] = value if cap is None else min(cap, value)
+            else:
+                update[key] = value if current is None else min(current, value)
+        if overrides.ceiling_tokens is not None:
+            # A server's cap holds the pipeline's default too, not only what was asked.
+            asked = int(update.get("max_tokens", self.max_tokens))
+            update["max_tokens"] = min(asked, overrides.ceiling_tokens)
         return self.model_copy(update=update)
 
 
 class RequestLimits(BaseModel):
-    """Limits a caller (SDK user, REST client) may set per request; never above the
-    pipeline's own."""
+    """Limits a caller (SDK user, REST client) may set per request: budget, experts and
+    deadline never above the pipeline's own; `max_tokens` up to its `max_tokens_cap`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,6 +82,9 @@ class RequestLimits(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0.0)
     max_experts: int | None = Field(default=None, ge=1)
     deadline_s: float | None = Field(default=None, gt=0)
+    # The most completion tokens any call of the request may have, whoever set the number
+    # (a server's --max-tokens-cap over a pipeline default above it).
+    ceiling_tokens: int | None = Field(default=None, ge=1)
 
 
 class BudgetExceeded(Exception):

@@ -47,6 +47,8 @@ class Request:
     assignments: tuple[Assignment, ...]
     # When the request began, routing included: what its latency is measured from.
     started: float
+    # The caller's own max_tokens (None: the pipeline's default applies).
+    max_tokens_requested: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Pipeline:
             decision=decision,
             assignments=decision.assignments[: limits.max_experts],
             started=started,
+            max_tokens_requested=None if overrides is None else overrides.max_tokens,
         )
 
     async def answer(self, request: Request, slot: int) -> Completion:
@@ -156,6 +159,8 @@ class Pipeline:
             latency_s=time.perf_counter() - request.started,
             routing=request.decision,
             aggregation=aggregate,
+            max_tokens=runner.limits.max_tokens,
+            max_tokens_requested=request.max_tokens_requested,
         )
         if not aggregate.text:
             raise PipelineFailed(f"pipeline {self.name!r}: {aggregate.error}", result)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from signoria.routers.protocol import RoutingDecision
 
 CallRole = Literal["expert", "fallback", "aggregator"]
+# An answer's end as OpenAI names it: "length" when it was cut at max_tokens.
+FinishReason = Literal["stop", "length"]
 
 
 class ExpertCall(BaseModel):
@@ -30,6 +32,8 @@ class ExpertCall(BaseModel):
     seed: int | None = None
     started_at: float = 0.0
     text: str = ""
+    # The backend's reason the call ended: "length" when it stopped at max_tokens.
+    finish_reason: str | None = None
     # Where the row differs from what the backend said (orchestrator/metering.py):
     # "over_reported", "budget_exceeded", "budget_refused". When the tokens or cost were
     # capped, `reported_*` keep the backend's own numbers for audit.
@@ -70,6 +74,9 @@ class Aggregate(BaseModel):
     error: str | None = None
     # An answer-aware cascade's decision after each stage it ran.
     steps: tuple[CascadeStep, ...] = ()
+    # The finish reason of the call whose text became `text` (the synthesis call of an
+    # LLM aggregator, the chosen expert's call of a vote): "length" means it was cut.
+    finish_reason: str | None = None
 
 
 class AskResult(BaseModel):
@@ -82,6 +89,22 @@ class AskResult(BaseModel):
     latency_s: float
     routing: RoutingDecision | None = None
     aggregation: Aggregate | None = None
+    # The completion tokens each call was allowed, and what the caller asked for (None:
+    # the pipeline's default): a request held to a lower cap shows both.
+    max_tokens: int | None = None
+    max_tokens_requested: int | None = None
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        """Why the answer ended, as OpenAI says it: "length" when the call that wrote it
+        stopped at max_tokens, else "stop"."""
+        reason = None if self.aggregation is None else self.aggregation.finish_reason
+        return "length" if reason == "length" else "stop"
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut at the token limit before the model finished it."""
+        return self.finish_reason == "length"
 
     def summary(self) -> dict[str, Any]:
         """The stable JSON shape of `signoria ask --json`."""
@@ -102,4 +125,5 @@ class AskResult(BaseModel):
             ],
             "cost": self.cost,
             "latency_s": round(self.latency_s, 4),
+            "finish_reason": self.finish_reason,
         }

@@ -169,12 +169,19 @@ async def test_calls_run_concurrently() -> None:
     assert max(starts) < min(ends), "every call started before the first one finished"
 
 
-async def test_request_limits_only_tighten() -> None:
+async def test_request_limits_tighten_and_max_tokens_is_the_callers_up_to_the_cap() -> None:
     from signoria.orchestrator.limits import Limits, RequestLimits
 
     base = Limits(max_tokens=100, budget_usd=None, max_experts=4)
     tight = base.tightened(RequestLimits(max_tokens=500, budget_usd=0.5, max_experts=2))
-    assert (tight.max_tokens, tight.budget_usd, tight.max_experts) == (100, 0.5, 2)
+    # max_tokens is the caller's (the pipeline's is a default); the rest only tighten.
+    assert (tight.max_tokens, tight.budget_usd, tight.max_experts) == (500, 0.5, 2)
+    capped = base.model_copy(update={"max_tokens_cap": 300})
+    assert capped.tightened(RequestLimits(max_tokens=500)).max_tokens == 300
+    assert capped.tightened(RequestLimits(max_tokens=20)).max_tokens == 20
+    # A server's ceiling holds the pipeline's default as well as what a caller asks.
+    assert base.tightened(RequestLimits(ceiling_tokens=60)).max_tokens == 60
+    assert base.tightened(RequestLimits(max_tokens=90, ceiling_tokens=60)).max_tokens == 60
     a = scripted("a")
     result = await pipeline(["a"], samples=4).run(
         "q", pool(a), overrides=RequestLimits(max_experts=1)

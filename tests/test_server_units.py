@@ -177,13 +177,18 @@ def limits_for(settings: ServerSettings, **body: object) -> RequestLimits:
 
 def test_caps_apply_to_every_request_and_requests_only_tighten() -> None:
     capped = ServerSettings(budget_cap_usd=0.5, max_experts_cap=4, max_tokens_cap=100)
-    assert limits_for(capped) == RequestLimits(max_tokens=100, max_experts=4, budget_usd=0.5)
+    # No max_tokens asked: the pipeline's default applies (None here), not the cap.
+    assert limits_for(capped) == RequestLimits(
+        max_tokens=None, ceiling_tokens=100, max_experts=4, budget_usd=0.5
+    )
     asked = limits_for(
         capped,
         max_completion_tokens=20,
         signoria={"budget_usd": 0.1, "max_experts": 2, "deadline_s": 3},
     )
-    assert asked == RequestLimits(max_tokens=20, max_experts=2, budget_usd=0.1, deadline_s=3)
+    assert asked == RequestLimits(
+        max_tokens=20, ceiling_tokens=100, max_experts=2, budget_usd=0.1, deadline_s=3
+    )
     with pytest.raises(ApiError) as over:
         limits_for(capped, signoria={"budget_usd": 1.0})
     assert (over.value.status, over.value.param) == (400, "signoria.budget_usd")

@@ -103,7 +103,10 @@ class ReplayExpert:
             cost=outcome.get("cost"),  # the recorded cost; None stays None
             latency_s=0.0,
             started_at=started,
-            finish_reason="stop",
+            # The recorded text is replayed whole, never cut to this call's max_tokens (it
+            # is what the model said under the recorded run's own limit), so it ends as it
+            # ended then: the table's finish reason when it records one.
+            finish_reason=str(outcome.get("finish_reason") or "stop"),
         )
 
     async def aclose(self) -> None:

@@ -48,6 +48,10 @@ class ScriptedBehaviour(BaseModel):
         default=None, ge=0.0, description="cost reported, whatever the usage"
     )
 
+    # An honest provider: an answer longer than max_tokens (a word a token) is cut there
+    # and says finish_reason "length", as a real model stopped by its limit does.
+    stop_at_max_tokens: bool = False
+
     def availability(self) -> Availability:
         return Availability(available=True, detail=f"scripted: {self.behaviour}")
 
@@ -89,7 +93,9 @@ class ScriptedExpert:
             )
         if b.behaviour == "hang":
             await asyncio.Event().wait()  # never set: only a timeout ends this call
-        text = self._text(messages, params)
+        text, finish = self._text(messages, params), "stop"
+        if b.stop_at_max_tokens and len(text.split()) > params.max_tokens:
+            text, finish = " ".join(text.split()[: params.max_tokens]), "length"
         tokens_out = _count(text) if b.report_tokens_out is None else b.report_tokens_out
         usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=tokens_out)
         cost = call_cost(self._card, usage.tokens_in, usage.tokens_out)
@@ -100,7 +106,7 @@ class ScriptedExpert:
             cost=cost if b.report_cost_usd is None else b.report_cost_usd,
             latency_s=time.perf_counter() - t0,
             started_at=started,
-            finish_reason="stop",
+            finish_reason=finish,
         )
 
     def _text(self, messages: list[Message], params: GenerationParams) -> str:

@@ -114,10 +114,12 @@ def synthesized(
     with the reason in `error`.
     """
     problems = list(errors)
-    text, chosen = result.text, tuple(chosen)
+    text, chosen, finish = result.text, tuple(chosen), result.finish_reason
     if not usable(result):
         index, text = fallback
         chosen = chosen if index is None else (index,)
+        # A later layer's proposal has no completion here: its finish reason is unknown.
+        finish = None if index is None else completions[index].finish_reason
         problems.append(f"aggregator failed ({result.error or 'empty'}); used a proposal")
     return Aggregate(
         aggregator=name,
@@ -127,4 +129,5 @@ def synthesized(
         flagged=tuple(flagged),
         rounds=rounds,
         error="; ".join(problems) or None,
+        finish_reason=finish,
     )

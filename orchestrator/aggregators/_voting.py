@@ -105,6 +105,7 @@ class Verdict:
             votes=dict(self.votes),
             flagged=self.flagged,
             error=self.note,
+            finish_reason=completions[index].finish_reason,
         )
 
 

@@ -94,6 +94,7 @@ class AnswerAwareCascade:
             discarded=tuple(i for i in range(len(got)) if i != index),
             rounds=len(steps),
             steps=tuple(steps),
+            finish_reason=got[index].finish_reason,
         )
 
     @staticmethod

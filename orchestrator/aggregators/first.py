@@ -34,4 +34,5 @@ class FirstAnswer:
             text=completions[ok[0]].text,
             chosen=(ok[0],),
             discarded=tuple(i for i in range(len(completions)) if i != ok[0]),
+            finish_reason=completions[ok[0]].finish_reason,
         )

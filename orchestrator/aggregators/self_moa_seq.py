@@ -72,6 +72,7 @@ class SelfMoASeq:
         syntheses: list[str] = []
         errors: list[str] = []
         last: Completion | None = None
+        kept: Completion | None = None  # the call that wrote syntheses[-1]
         start, steps = 0, 0
         while start < len(samples):
             held = syntheses[-p.keep :]
@@ -82,12 +83,13 @@ class SelfMoASeq:
             steps, start = steps + 1, start + taken
             if usable(last):
                 syntheses.append(last.text)
+                kept = last
             else:
                 errors.append(f"step {steps}: aggregator failed ({last.error or 'empty'})")
         assert last is not None  # at least one sample, so at least one step
-        if not usable(last) and syntheses:
+        if not usable(last) and kept is not None:
             # A failed last step still leaves the synthesis of the steps before it.
-            last = last.model_copy(update={"text": syntheses[-1], "error": None})
+            last = kept
         return synthesized(
             "self-moa-seq",
             last,

@@ -107,6 +107,8 @@ class SparseMoA:
         p = self.params
         chat = conversation(ctx, query)
         proposals = [completions[i].text for i in ok]
+        # Each proposal's finish reason: the answer of a judge-only SMoA is a proposal.
+        reasons = [completions[i].finish_reason for i in ok]
         errors: list[str] = []
         first_choice: list[int] = []
         rounds = 0
@@ -122,11 +124,12 @@ class SparseMoA:
             if not new:
                 errors.append(f"round {rounds + 1}: no proposer answered; kept round {rounds}")
                 break
-            proposals = new
+            proposals = [c.text for c in new]
+            reasons = [c.finish_reason for c in new]
         # Round 1's picks are router completions; later picks are new proposals.
         top = (first_choice[0] if rounds == 1 else None, selected[0])
         if p.aggregator is None:
-            done = Completion(expert=p.judge, text=selected[0])
+            done = Completion(expert=p.judge, text=selected[0], finish_reason=reasons[picked[0]])
         else:
             params = generation(ctx, p.max_tokens, 0.0)
             done = await synthesize_texts(ctx, p.aggregator, query, selected, params)
@@ -157,9 +160,9 @@ class SparseMoA:
 
     async def _propose(
         self, ctx: AggregationContext, chat: list[Message], selected: list[str], round_: int
-    ) -> list[str]:
+    ) -> list[Completion]:
         """The next round: every proposer, in its role, answers with the chosen responses
-        as references; concurrently."""
+        as references; concurrently. Only the usable answers are returned."""
         p = self.params
         roles = p.roles or [""] * len(p.proposers)
         calls = [
@@ -167,4 +170,4 @@ class SparseMoA:
             for model, role in zip(p.proposers, roles, strict=True)
         ]
         params = generation(ctx, p.max_tokens, p.temperature, seed=p.seed + 1000 * (round_ + 1))
-        return [r.text for r in await call_all(ctx, calls, params) if usable(r)]
+        return [r for r in await call_all(ctx, calls, params) if usable(r)]

@@ -75,4 +75,5 @@ def _pick(completions: Sequence[Completion], index: int, error: str | None) -> A
         chosen=(index,),
         discarded=others(len(completions), (index,)),
         error=error,
+        finish_reason=completions[index].finish_reason,
     )

@@ -107,10 +107,19 @@ class Catalog:
     def model(self, model_id: str, target: Target) -> ModelObject:
         if target.kind == "pipeline":
             spec = self.orchestrator.config.pipelines[target.name]
-            info = ModelInfo(kind="pipeline", description=spec.description)
+            limits, description, system = spec.limits, spec.description, spec.system
         else:
             card = self.orchestrator.pool.card(target.name)
-            info = ModelInfo(kind="expert", description=card.description or card.backend or "")
+            description, system = card.description or card.backend or "", None
+            limits = self.orchestrator.pipeline(target.name).limits
+        info = ModelInfo(
+            kind=target.kind,
+            description=description,
+            system_prompt=system,
+            rewrites_messages=system is not None,
+            max_tokens=limits.max_tokens,
+            max_tokens_cap=limits.max_tokens_cap,
+        )
         return ModelObject(id=model_id, created=self.created, signoria=info)
 
     def models(self) -> list[ModelObject]:

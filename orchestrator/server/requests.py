@@ -79,8 +79,12 @@ def to_messages(body: ChatCompletionRequest, settings: ServerSettings) -> list[M
 def request_limits(body: ChatCompletionRequest, settings: ServerSettings) -> RequestLimits:
     """The request's own limits with the server's caps always applied on top.
 
-    Asking for more than a cap is a 400 rather than a silent clamp: a client that sends
-    `max_tokens=4096` should learn that it will not get 4096 tokens.
+    Asking for more than a server cap is a 400 rather than a silent clamp: a client that
+    sends `max_tokens=4096` should learn that it will not get 4096 tokens. A `max_tokens`
+    within the cap is passed on as asked (above or below the pipeline's default); only a
+    pipeline's own `max_tokens_cap` may hold it lower, and the response says so
+    (`signoria.max_tokens_applied`, `finish_reason: "length"` when the cap was hit).
+    Without one the pipeline's default applies, held to the server's cap as well.
     """
     if body.n != 1:
         raise bad_request("only n=1 is supported", param="n")
@@ -116,7 +120,8 @@ def request_limits(body: ChatCompletionRequest, settings: ServerSettings) -> Req
             param="signoria.max_experts",
         )
     return RequestLimits(
-        max_tokens=max_tokens or settings.max_tokens_cap,
+        max_tokens=max_tokens,
+        ceiling_tokens=settings.max_tokens_cap,
         max_experts=experts or settings.max_experts_cap,
         budget_usd=budget if budget is not None else cap,
         deadline_s=None if options is None else options.deadline_s,

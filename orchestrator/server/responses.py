@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.result import AskResult, FinishReason
 from signoria.orchestrator.server.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -51,6 +51,16 @@ def usage_of(result: AskResult) -> CompletionUsage:
     )
 
 
+def finish_reason_of(answer: str, result: AskResult) -> FinishReason:
+    """The answer's OpenAI finish reason: "length" when the call that wrote it stopped at
+    max_tokens, unless a stop sequence cut the answer before that end (then "stop", as
+    OpenAI says for a stop sequence)."""
+    full = result.aggregation.text if result.aggregation is not None else answer
+    if len(answer) < len(full):
+        return "stop"
+    return "length" if result.truncated else "stop"
+
+
 def trace_of(result: AskResult) -> SignoriaTrace:
     return SignoriaTrace(
         pipeline=result.pipeline,
@@ -61,6 +71,10 @@ def trace_of(result: AskResult) -> SignoriaTrace:
         aggregation=(
             None if result.aggregation is None else result.aggregation.model_dump(mode="json")
         ),
+        finish_reason=result.finish_reason,
+        truncated=result.truncated,
+        max_tokens_applied=result.max_tokens,
+        max_tokens_requested=result.max_tokens_requested,
     )
 
 
@@ -69,7 +83,12 @@ def completion(completion_id: str, model: str, answer: str, result: AskResult) -
         id=completion_id,
         created=int(time.time()),
         model=model,
-        choices=[Choice(message=AssistantMessage(content=answer))],
+        choices=[
+            Choice(
+                message=AssistantMessage(content=answer),
+                finish_reason=finish_reason_of(answer, result),
+            )
+        ],
         usage=usage_of(result),
         signoria=trace_of(result),
     )
@@ -107,7 +126,7 @@ def chunk_events(completion_id: str, model: str, answer: str, result: AskResult)
             id=completion_id,
             created=created,
             model=model,
-            choices=[ChunkChoice(delta={}, finish_reason="stop")],
+            choices=[ChunkChoice(delta={}, finish_reason=finish_reason_of(answer, result))],
             usage=usage_of(result),
             signoria=trace_of(result),
         )

@@ -198,6 +198,13 @@ class SignoriaTrace(BaseModel):
     calls: list[dict[str, Any]]
     routing: dict[str, Any] | None
     aggregation: dict[str, Any] | None
+    # The answer's own finish reason ("length": cut at max_tokens) and the token limit
+    # each call had: what the client asked (`max_tokens_requested`, null if nothing) and
+    # what was applied (the pipeline's default, or its `max_tokens_cap`).
+    finish_reason: Literal["stop", "length"] = "stop"
+    truncated: bool = False
+    max_tokens_applied: int | None = None
+    max_tokens_requested: int | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -213,7 +220,7 @@ class ChatCompletion(BaseModel):
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: dict[str, str]
-    finish_reason: Literal["stop"] | None = None
+    finish_reason: Literal["stop", "length"] | None = None
     logprobs: None = None
 
 
@@ -230,8 +237,19 @@ class ChatCompletionChunk(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """What a model id does to a request, so a client can tell before it asks: whether
+    its messages reach the experts as sent, and the completion-token limits."""
+
     kind: Literal["pipeline", "expert"]
     description: str = ""
+    # A system prompt the pipeline adds when the client sends none (None: messages go to
+    # the experts as sent); `rewrites_messages` says the same as a flag.
+    system_prompt: str | None = None
+    rewrites_messages: bool = False
+    # Completion tokens per call when the client asks none, and the most it may ask for
+    # (None: only the server's own cap).
+    max_tokens: int | None = None
+    max_tokens_cap: int | None = None
 
 
 class ModelObject(BaseModel):

@@ -27,6 +27,7 @@ class CallRecord(_Record):
     cost: float | None
     error: str | None
     text: str
+    finish_reason: str | None = None
     flags: tuple[str, ...] = ()
     reported_tokens_out: int | None = None
     reported_cost: float | None = None
@@ -87,6 +88,7 @@ class ItemRecord(_Record):
     scores: tuple[ScoreRecord, ...]
     pipeline: str | None = None
     feedback: FeedbackRecord | None = None
+    finish_reason: str | None = None
 
 
 class RunRecord(_Record):

@@ -57,6 +57,8 @@ class Item(Base):
     # API key that asked (never the key): feedback on a request is only taken from its key.
     pipeline: Mapped[str | None] = mapped_column(String(128))
     client: Mapped[str | None] = mapped_column(String(64))
+    # The answer's finish reason ("length": cut at max_tokens), for truncation reports.
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
 
     run: Mapped[Run] = relationship(back_populates="items")
     calls: Mapped[list[ModelCall]] = relationship(
@@ -97,6 +99,7 @@ class ModelCall(Base):
     cost: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
     # Metering (orchestrator/metering.py): why this row differs from what the backend
     # said ("over_reported", "budget_exceeded", "budget_refused"), and the backend's own
     # numbers where they were capped.

@@ -250,6 +250,7 @@ class Store:
             error=error,
             cost=None if result is None else result.cost,
             latency_s=None if result is None else result.latency_s,
+            finish_reason=None if result is None or error else result.finish_reason,
         )
         if result is not None:
             _attach_trace(item, result)
@@ -319,6 +320,7 @@ def _attach_trace(item: Item, result: AskResult) -> None:
             cost=c.cost,
             error=c.error,
             text=c.text,
+            finish_reason=c.finish_reason,
             flags=list(c.flags),
             reported_tokens_out=c.reported_tokens_out,
             reported_cost=c.reported_cost,
