@@ -24,7 +24,7 @@ def test_ask_json_on_the_embedded_default_answers_arithmetic() -> None:
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1  # exactly one JSON object on stdout
     result = json.loads(lines[0])
-    assert set(result) == {"answer", "pipeline", "calls", "cost", "latency_s"}
+    assert set(result) == {"answer", "pipeline", "calls", "cost", "latency_s", "finish_reason"}
     assert "51" in result["answer"] and result["pipeline"] == "single"
     call = result["calls"][0]
     assert {"expert", "tokens_in", "tokens_out", "latency_s", "cost", "error"} <= set(call)

@@ -136,6 +136,14 @@ HOSTILE: list[tuple[str, bytes, int, str, str | None]] = [
     ),
     ("seed over the column", chat_bytes(seed=str(2**40)), 422, "invalid_schema", "seed"),
     ("negative seed", chat_bytes(seed="-1"), 422, "invalid_schema", "seed"),
+    # Expires before any call: the client's impossible limit, not a 504 clients retry.
+    (
+        "deadline shorter than any call",
+        chat_bytes(signoria='{"deadline_s": 5e-324}'),
+        422,
+        "invalid_schema",
+        "signoria.deadline_s",
+    ),
 ]
 
 

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+MIN_DEADLINE_S = 0.1
+
 # Fields that would let a client point the server at another backend or key.
 FORBIDDEN_FIELDS = (
     "api_base",
@@ -133,7 +135,11 @@ class SignoriaOptions(BaseModel):
 
     budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap")
     max_experts: PositiveInt | None = Field(default=None, description="expert calls")
-    deadline_s: float | None = Field(default=None, gt=0, description="wall-clock seconds")
+    # At least 0.1 s: a shorter deadline expires before any expert is called, which is the
+    # client's own impossible limit (a 400), not a gateway timeout (504, which clients retry).
+    deadline_s: float | None = Field(
+        default=None, ge=MIN_DEADLINE_S, description="wall-clock seconds (at least 0.1)"
+    )
 
 
 class StreamOptions(BaseModel):
