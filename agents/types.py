@@ -116,6 +116,16 @@ class ExpertError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ExpertMisconfigured(ExpertError):
+    """The expert cannot be called as configured (an unset API key, a missing driver): the
+    operator's setup is at fault, not the provider. Never retried, never counted against
+    the provider's circuit breaker, and a command that fails only on these exits with 2
+    like any other configuration error. The message names the cause and the fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 @runtime_checkable
 class Expert(Protocol):
     """Anything that can answer chat messages: a local GGUF, an API model, a test double.

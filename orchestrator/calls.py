@@ -17,11 +17,19 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from signoria.agents.pricing import call_cost, total_cost
-from signoria.agents.types import Completion, Expert, ExpertError, GenerationParams, Message
+from signoria.agents.types import (
+    Completion,
+    Expert,
+    ExpertError,
+    ExpertMisconfigured,
+    GenerationParams,
+    Message,
+)
 from signoria.orchestrator.limits import Budget, BudgetExceeded, Limits
 from signoria.orchestrator.metering import (
     BUDGET_EXCEEDED,
     BUDGET_REFUSED,
+    MISCONFIGURED,
     OVER_REPORTED,
     Metered,
     meter,
@@ -155,6 +163,10 @@ class CallRunner:
             if breaker is not None:
                 breaker.failure()
             return self._failed(call, attempt, f"timeout after {timeout:.1f}s", t0)
+        except ExpertMisconfigured as exc:
+            # Nothing was sent: not the provider's fault, nothing billed, no retry.
+            self.budget.settle(reserved, 0.0)
+            return self._failed(call, attempt, str(exc), t0, flags=(MISCONFIGURED,))
         except ExpertError as exc:
             self.budget.settle(reserved, 0.0)
             failed = self._failed(call, attempt, str(exc), t0)

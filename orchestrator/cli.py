@@ -100,7 +100,10 @@ def ask(
         try:
             result = orchestrator.ask(question, pipeline=pipeline)
         except PipelineFailed as exc:
-            if not as_json:
+            if exc.misconfigured:
+                fail(exc.misconfigured, code=2, result=exc.result.summary())
+            # The error line already names each failed call; the table adds what worked.
+            if not as_json and any(call.error is None for call in exc.result.calls):
                 console(stderr=True).print(render_trace(exc.result))
             fail(str(exc), result=exc.result.summary())
     if as_json:

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 OVER_REPORTED = "over_reported"
 BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_REFUSED = "budget_refused"
+# The call could not be made as configured (an unset key): see ExpertMisconfigured.
+MISCONFIGURED = "misconfigured"
 
 _WORDS = re.compile(r"\S+\s*")
 # Backends whose answers are records of past calls, not calls (see the module docstring).

@@ -13,6 +13,7 @@ from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
 from signoria.orchestrator.aggregators.protocol import AggregationContext, Aggregator
 from signoria.orchestrator.calls import CallRunner
 from signoria.orchestrator.limits import Limits, RequestLimits
+from signoria.orchestrator.metering import MISCONFIGURED
 from signoria.orchestrator.resilience import ExpertHealth
 from signoria.orchestrator.result import AskResult
 from signoria.routers.fixed import FixedRouter, FixedRouterParams
@@ -33,6 +34,15 @@ class PipelineFailed(SignoriaError):
     def __init__(self, message: str, result: AskResult) -> None:
         super().__init__(message)
         self.result = result
+
+    @property
+    def misconfigured(self) -> str | None:
+        """The cause, when every call failed because the setup cannot work (an unset
+        key): a configuration error for the operator to fix, not a failed request."""
+        failed = [call for call in self.result.calls if call.error]
+        if failed and all(MISCONFIGURED in call.flags for call in failed):
+            return failed[0].error
+        return None
 
 
 @dataclass(frozen=True)

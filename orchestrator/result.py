@@ -120,6 +120,7 @@ class AskResult(BaseModel):
                     "latency_s": round(c.latency_s, 4),
                     "cost": c.cost,
                     "error": c.error,
+                    "flags": list(c.flags),
                 }
                 for c in self.calls
             ],

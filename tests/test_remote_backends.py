@@ -26,8 +26,14 @@ from openai import AsyncOpenAI
 from signoria.agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, priced_card
 from signoria.agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
 from signoria.agents.sources import EmbeddedSource, resolve
-from signoria.agents.types import Expert, ExpertError, GenerationParams, Message, ModelCard
-from signoria.errors import SignoriaError
+from signoria.agents.types import (
+    Expert,
+    ExpertError,
+    ExpertMisconfigured,
+    GenerationParams,
+    Message,
+    ModelCard,
+)
 from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
 from signoria.orchestrator.limits import Limits
 from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
@@ -180,17 +186,35 @@ async def test_missing_key_variable_is_a_clear_error(
 ) -> None:
     monkeypatch.delenv("SIGNORIA_NO_SUCH_KEY", raising=False)
     expert = remote(backend, "http://127.0.0.1:9/v1", "SIGNORIA_NO_SUCH_KEY")
-    with pytest.raises(SignoriaError, match=r"\$SIGNORIA_NO_SUCH_KEY, which is not set"):
+    with pytest.raises(
+        ExpertMisconfigured, match=r"\$SIGNORIA_NO_SUCH_KEY, which is not set"
+    ) as info:
+        await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
+    assert not info.value.retryable  # the operator's to fix: retrying cannot help
+
+
+async def test_litellms_own_key_lookup_is_checked_before_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    expert = remote("litellm", "http://127.0.0.1:9/v1", None)
+    with pytest.raises(ExpertMisconfigured, match=r"\$OPENAI_API_KEY, which is not set"):
         await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_a_refused_connection_is_a_retryable_error(backend: str) -> None:
-    expert = remote(backend, f"http://127.0.0.1:{free_port()}/v1", None)
+async def test_a_refused_connection_is_a_retryable_error(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
+    port = free_port()
+    expert = remote(backend, f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ExpertError) as info:
         await expert.generate(QUESTION, params=GenerationParams(max_tokens=4))
     await expert.aclose()
     assert info.value.retryable
+    # said as it is, not as the HTTP pool's symptom ("ConnectTimeout ... ssl:default")
+    assert f"connection refused by 127.0.0.1:{port}" in str(info.value)
 
 
 def test_prices_come_from_litellms_map_when_not_configured() -> None:

@@ -13,7 +13,12 @@ from typing import Any
 
 from pydantic import Field
 
-from signoria.agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
+from signoria.agents.backends.remote import (
+    RETRYABLE_STATUS,
+    RemoteOptions,
+    missing_key,
+    unreachable_cause,
+)
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import from_exception
 from signoria.agents.types import (
@@ -85,6 +90,24 @@ class LiteLLMExpert:
     async def count_tokens(self, messages: list[Message]) -> int:
         return count_tokens(self._options.model, messages)
 
+    def _api_key(self, litellm: Any) -> str | None:
+        """The configured key, or litellm's own lookup (e.g. $OPENAI_API_KEY) checked
+        before the call: an unset credential is the operator's to fix, not a provider
+        fault to retry."""
+        if self._options.api_key_env is not None:
+            return self._options.api_key(self._card.name)
+        if self._client is not None:
+            return None  # an injected client carries its own key
+        found = litellm.validate_environment(
+            model=self._options.model, api_base=self._options.api_base
+        )
+        # Only credentials: litellm also lists optional settings (OLLAMA_API_BASE) that
+        # have working defaults.
+        missing = [name for name in found.get("missing_keys", []) if name.endswith("_API_KEY")]
+        if missing:
+            raise missing_key(self._card.name, missing)
+        return None
+
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         litellm = load_litellm()
         kwargs: dict[str, Any] = {
@@ -94,7 +117,7 @@ class LiteLLMExpert:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "api_base": self._options.api_base,
-            "api_key": self._options.api_key(self._card.name),
+            "api_key": self._api_key(litellm),
             "timeout": self._options.request_timeout_s,
             "num_retries": 0,
             "max_retries": 0,
@@ -114,8 +137,12 @@ class LiteLLMExpert:
             retryable = status in RETRYABLE_STATUS or isinstance(
                 exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout
             )
+            where = self._options.api_base or self._options.model
+            detail = unreachable_cause(exc, where) or (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            )
             raise ExpertError(
-                f"{self._card.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                f"{self._card.name}: {detail[:300]}",
                 retryable=retryable,
                 retry_after_s=from_exception(exc),
             ) from exc

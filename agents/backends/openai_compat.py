@@ -23,7 +23,11 @@ from httpx_aiohttp import AiohttpTransport
 from pydantic import Field
 
 from signoria.agents.backends.litellm import count_tokens, priced_card
-from signoria.agents.backends.remote import RETRYABLE_STATUS, RemoteOptions
+from signoria.agents.backends.remote import (
+    RETRYABLE_STATUS,
+    RemoteOptions,
+    unreachable_cause,
+)
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import header, retry_after_seconds
 from signoria.agents.types import (
@@ -110,7 +114,8 @@ class OpenAICompatExpert:
             )
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
             # refused, reset, dropped mid-body, timed out: all worth another try
-            raise self._fault(f"{type(exc).__name__}: {exc}") from exc
+            detail = unreachable_cause(exc, self._url) or f"{type(exc).__name__}: {exc}"
+            raise self._fault(detail) from exc
         if response.status_code != 200:
             raise self._status_error(response)
         choice, usage = self._parse(response)

@@ -123,17 +123,25 @@ def serve(
     from signoria.orchestrator.sdk import Orchestrator
     from signoria.orchestrator.server.app import create_app
     from signoria.orchestrator.server.transport import serve as serve_http
+    from signoria.orchestrator.storage import Store
 
-    orchestrator = Orchestrator.from_config(config)
-    app = create_app(orchestrator, settings)
-    preload_backends(spec.backend for spec in orchestrator.config.models.values())
-    # Everything imported and built so far lives as long as the process. Left to the
-    # collector, each full collection walks it all (torch, sklearn, the routers): ~220 ms
-    # pauses of every in-flight request, the whole p99 at 16+ concurrent requests
-    # (benchmarks/overhead.py). Frozen, it is never scanned again.
-    gc.collect()
-    gc.freeze()
-    serve_http(app, settings, log_level=log_level, log_config=_log_config())
+    # Also before any model loads: a database that cannot open is one line, not a failed
+    # startup hook's traceback.
+    store = Store.open(settings.db_url) if settings.record else None
+    try:
+        orchestrator = Orchestrator.from_config(config)
+        app = create_app(orchestrator, settings, store)
+        preload_backends(spec.backend for spec in orchestrator.config.models.values())
+        # Everything imported and built so far lives as long as the process. Left to the
+        # collector, each full collection walks it all (torch, sklearn, the routers):
+        # ~220 ms pauses of every in-flight request, the whole p99 at 16+ concurrent
+        # requests (benchmarks/overhead.py). Frozen, it is never scanned again.
+        gc.collect()
+        gc.freeze()
+        serve_http(app, settings, log_level=log_level, log_config=_log_config())
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _log_config() -> dict[str, Any]:

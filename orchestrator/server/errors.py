@@ -73,7 +73,8 @@ def bad_request(message: str, param: str | None = None, code: str = "invalid_val
 
 def pipeline_error(exc: PipelineFailed) -> ApiError:
     """402 when the budget refused every failed call, 504 when every failed call ran out
-    of time, else 503 (no expert could answer).
+    of time, a 503 that is not to be retried when the setup cannot work (an unset key),
+    else 503 (no expert could answer).
 
     The distinction matters to clients: a 504 says a longer deadline might work, a 503
     says the experts themselves are failing, and a 402 says the same request will fail
@@ -88,6 +89,15 @@ def pipeline_error(exc: PipelineFailed) -> ApiError:
             f"over budget: {exc}",
             type=BUDGET,
             code="budget_exceeded",
+            headers={"x-should-retry": "false"},
+        )
+    if exc.misconfigured:
+        # The operator's setup (an unset key): retrying cannot help until it is fixed.
+        return ApiError(
+            503,
+            f"not configured: {exc.misconfigured}",
+            type=SERVER,
+            code="expert_misconfigured",
             headers={"x-should-retry": "false"},
         )
     errors = [call.error for call in failed if call.error]

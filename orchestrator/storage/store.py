@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, case, create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, create_engine, event, func, make_url, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from signoria.errors import SignoriaError
+from signoria.errors import ConfigError, SignoriaError
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.storage.feedback import FeedbackInput
 from signoria.orchestrator.storage.feedback import give_feedback as store_feedback
@@ -47,10 +47,33 @@ class StorageError(SignoriaError):
     pass
 
 
+class DatabaseUrlError(StorageError, ConfigError):
+    """A database setting that cannot name a database (bad URL, missing driver): the
+    operator's to fix, so the CLI exits with 2."""
+
+
+def database_url(value: str) -> str:
+    """What an operator writes for `--db`/`$SIGNORIA_DB`: a URL as is, and a plain path
+    (what most people write, e.g. `./runs.db`) as the SQLite file at that path."""
+    if "://" in value:
+        return value
+    if value == ":memory:":
+        return "sqlite://"
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _shown(url: str) -> str:
+    """The URL for an error line, its password masked."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return repr(url)
+
+
 def default_db_url() -> str:
     env = os.environ.get("SIGNORIA_DB")
     if env:
-        return env
+        return database_url(env)
     from signoria.orchestrator.config import home
 
     path = home() / "signoria.db"
@@ -77,19 +100,31 @@ class Store:
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
         """Open (and by default migrate to the newest schema) the database at `url`."""
-        url = url or default_db_url()
+        url = database_url(url) if url else default_db_url()
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
-                parents=True, exist_ok=True
-            )
+            folder = Path(url.removeprefix("sqlite:///")).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot open database {_shown(url)}: cannot create {folder}: {exc.strerror}"
+                ) from None
         try:
             engine = create_engine(url)
         except Exception as exc:  # bad URL or missing driver: one clear line
-            raise StorageError(f"cannot open database {url!r}: {exc}") from None
+            raise DatabaseUrlError(
+                f"cannot open database {_shown(url)}: {exc}; give a SQLite file path or a "
+                "URL such as postgresql+psycopg://user@host/db"
+            ) from None
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine)
         if migrate:
-            upgrade(engine)
+            try:
+                upgrade(engine)
+            except OperationalError as exc:  # unreachable server, unwritable file
+                engine.dispose()
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                raise StorageError(f"cannot open database {_shown(url)}: {reason}") from None
         return cls(engine)
 
     def close(self) -> None:
