@@ -167,7 +167,8 @@ def test_a_plain_path_is_sqlite_for_eval_run_and_report(tmp_path: Path, how: str
     args = ["--benchmark", "gsm8k", "--data", GSM8K, "-c", TRUTHFUL, "-p", "plain"]
     run = _run("eval", "run", *args, "--run-id", "plain-path", "--limit", "2", *flag, env=env)
     assert run.returncode == 0, run.stderr
-    report = _run("eval", "report", "plain-path", "--json", *flag, env=env)
+    out = ["--out", str(tmp_path / "report")]
+    report = _run("eval", "report", "plain-path", "--json", *out, *flag, env=env)
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["summary"]["n"] == 2
     assert path.is_file()

@@ -242,7 +242,9 @@ def test_eval_report_shows_the_truncated_share(tmp_path: Path, pipeline: str, sh
         "-p", pipeline, "--db", db, "--run-id", "truncation", "--limit", "3",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    report = _signoria("eval", "report", "truncation", "--db", db, "--json")
+    report = _signoria(
+        "eval", "report", "truncation", "--db", db, "--json", "--out", str(tmp_path / "report")
+    )
     assert report.returncode == 0, report.stderr
     summary = json.loads(report.stdout)
     assert summary["summary"]["truncated_share"] == share
