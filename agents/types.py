@@ -144,3 +144,15 @@ class Expert(Protocol):
     async def count_tokens(self, messages: list[Message]) -> int: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Loadable(Protocol):
+    """An expert whose first call would include a slow load (a local model reading its
+    weights). Loading is not answering: the orchestrator gives it its own limit instead
+    of the call's timeout, and `signoria serve` loads these at startup."""
+
+    async def load(self, *, only_if_room: bool = False) -> bool:
+        """Make the expert ready; True when it is. With `only_if_room`, do nothing (and
+        return False) if loading would push out another loaded model."""
+        ...

@@ -23,6 +23,7 @@ from signoria.agents.types import (
     ExpertError,
     ExpertMisconfigured,
     GenerationParams,
+    Loadable,
     Message,
 )
 from signoria.orchestrator.limits import Budget, BudgetExceeded, Limits
@@ -156,6 +157,14 @@ class CallRunner:
             return self._failed(call, attempt, breaker.describe())
         t0 = time.perf_counter()
         try:
+            if isinstance(expert, Loadable):
+                await self._load(expert, call.expert)
+                # The load ran on its own clock; the call's starts now, within the deadline.
+                timeout = self._timeout(call.role)
+                if timeout is not None and timeout <= 0:
+                    self.budget.settle(reserved, 0.0)
+                    return self._failed(call, attempt, "deadline exceeded; not called", t0)
+                t0 = time.perf_counter()
             completion = await asyncio.wait_for(expert.generate(messages, params=params), timeout)
         except TimeoutError:
             # The reservation stays spent: a cancelled API call may still be billed.
@@ -191,6 +200,21 @@ class CallRunner:
         elif breaker is not None:
             breaker.success()
         return self._settle(call, attempt, metered, reserved)
+
+    async def _load(self, expert: Loadable, name: str) -> None:
+        """Load before the call's timeout starts: the first call of a local model is not
+        slow, its load is. Bounded by `load_timeout_s` and the request's deadline."""
+        caps = [t for t in (self.limits.load_timeout_s, self._remaining()) if t is not None]
+        limit = min(caps) if caps else None
+        try:
+            await asyncio.wait_for(expert.load(), limit)
+        except TimeoutError:
+            # The load goes on in its worker thread: a later call finds the model ready.
+            raise ExpertError(
+                f"{name}: still loading after {limit:.1f}s (limits.load_timeout_s or the "
+                "deadline); not called",
+                retryable=False,
+            ) from None
 
     def _settle(self, call: _Call, attempt: int, metered: Metered, reserved: float) -> Completion:
         """Charge a metered call to the budget (at most its reservation) and record it."""

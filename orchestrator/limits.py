@@ -23,6 +23,11 @@ class Limits(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0.0, description="USD cap per request")
     deadline_s: float | None = Field(default=300.0, gt=0, description="wall-clock cap")
     expert_timeout_s: float | None = Field(default=120.0, gt=0, description="per call")
+    load_timeout_s: float | None = Field(
+        default=600.0,
+        gt=0,
+        description="loading a local model before its first call, on its own clock",
+    )
     fallback_timeout_s: float | None = Field(
         default=None, gt=0, description="per fallback call; defaults to expert_timeout_s"
     )

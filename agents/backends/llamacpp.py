@@ -80,6 +80,9 @@ class LlamaCppRuntime:
         self.settings = settings
         self._loaded: OrderedDict[tuple[Path, int], _Loaded] = OrderedDict()
         self._registry_lock = threading.Lock()
+        # One lock per model being loaded: a load (seconds) holds only callers of that
+        # model, never the registry that every other model's calls pass through.
+        self._loading: dict[tuple[Path, int], threading.Lock] = {}
         # Enough workers that calls queued on one model's lock never starve other models.
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="llamacpp")
         self.loads = 0  # how many times a model was (re)loaded, for tests and traces
@@ -119,17 +122,46 @@ class LlamaCppRuntime:
 
     def _acquire(self, path: Path, n_ctx: int) -> _Loaded:
         key = (path, n_ctx)
+        while True:
+            with self._registry_lock:
+                entry = self._loaded.get(key)
+                if entry is not None and entry.llama is not None:
+                    self._loaded.move_to_end(key)
+                    return entry
+                loading = self._loading.setdefault(key, threading.Lock())
+            with loading:
+                with self._registry_lock:
+                    entry = self._loaded.get(key)
+                    if entry is not None and entry.llama is not None:
+                        continue  # loaded by the caller we waited for
+                    size = int(path.stat().st_size * _OVERHEAD)
+                    self._evict_for(size)
+                llama = self._load(path, n_ctx)
+                with self._registry_lock:
+                    entry = _Loaded(path=path, n_ctx=n_ctx, llama=llama, bytes=size)
+                    self._loaded[key] = entry
+                    self.loads += 1
+                    return entry
+
+    def ensure_loaded(self, path: Path, n_ctx: int, *, only_if_room: bool = False) -> bool:
+        """Load the model unless it is loaded; with `only_if_room`, only if it fits beside
+        the loaded ones without evicting any (what a startup preload wants). True when the
+        model is loaded on return."""
         with self._registry_lock:
-            entry = self._loaded.get(key)
+            entry = self._loaded.get((path, n_ctx))
             if entry is not None and entry.llama is not None:
-                self._loaded.move_to_end(key)
-                return entry
-            size = int(path.stat().st_size * _OVERHEAD)
-            self._evict_for(size)
-            entry = _Loaded(path=path, n_ctx=n_ctx, llama=self._load(path, n_ctx), bytes=size)
-            self._loaded[key] = entry
-            self.loads += 1
-            return entry
+                return True
+            used = sum(e.bytes for e in self._loaded.values())
+            if only_if_room and used + int(path.stat().st_size * _OVERHEAD) > self.cap_bytes:
+                return False
+        self._acquire(path, n_ctx)
+        return True
+
+    async def load(self, path: Path, n_ctx: int, *, only_if_room: bool = False) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: self.ensure_loaded(path, n_ctx, only_if_room=only_if_room)
+        )
 
     def _evict_for(self, incoming: int) -> None:
         used = sum(e.bytes for e in self._loaded.values())
@@ -249,6 +281,12 @@ class LlamaCppExpert:
             started_at=started,
             finish_reason=choice.get("finish_reason"),
         )
+
+    async def load(self, *, only_if_room: bool = False) -> bool:
+        """Resolve the file and load the weights, on the caller's clock rather than a
+        call's (see `Loadable`); concurrent loads of one model share one load."""
+        path = await asyncio.to_thread(self.model_path)
+        return await self._runtime.load(path, self._card.context_length, only_if_room=only_if_room)
 
     async def _call(self, fn: Any, cancel: threading.Event) -> Any:
         path = await asyncio.to_thread(self.model_path)

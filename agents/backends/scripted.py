@@ -51,6 +51,9 @@ class ScriptedBehaviour(BaseModel):
     # An honest provider: an answer longer than max_tokens (a word a token) is cut there
     # and says finish_reason "length", as a real model stopped by its limit does.
     stop_at_max_tokens: bool = False
+    # A slow load before the first answer (a local model reading its weights): taken once,
+    # shared by concurrent callers, and going on when a waiting caller gives up.
+    load_s: float = Field(default=0.0, ge=0.0)
 
     def availability(self) -> Availability:
         return Availability(available=True, detail=f"scripted: {self.behaviour}")
@@ -70,6 +73,19 @@ class ScriptedExpert:
         self._card = card
         self._behaviour = behaviour
         self.calls = 0
+        self.loads = 0
+        self._load: asyncio.Future[None] | None = None
+
+    async def load(self, *, only_if_room: bool = False) -> bool:
+        if self._behaviour.load_s:
+            if self._load is None:
+                self._load = asyncio.ensure_future(self._read_weights())
+            await asyncio.shield(self._load)
+        return True
+
+    async def _read_weights(self) -> None:
+        await asyncio.sleep(self._behaviour.load_s)
+        self.loads += 1
 
     @property
     def card(self) -> ModelCard:

@@ -38,6 +38,7 @@ from signoria.orchestrator.server.errors import (
 )
 from signoria.orchestrator.server.feedback import add_feedback_route
 from signoria.orchestrator.server.origin import install_browser_guards
+from signoria.orchestrator.server.preload import Preloader
 from signoria.orchestrator.server.recording import RECORDED_HEADER, Recorder
 from signoria.orchestrator.server.requests import read_chat_request, request_limits, to_messages
 from signoria.orchestrator.server.responses import (
@@ -200,10 +201,12 @@ def create_app(
     gate = InFlight(settings.max_concurrent)
     served = Served()
     recorder: Recorder | None = None
+    preloader = Preloader(orchestrator.pool, lazy=settings.lazy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal recorder
+        preloader.start()
         if settings.record or store is not None:
             run_config = {
                 "server": settings.summary(),
@@ -215,6 +218,7 @@ def create_app(
         try:
             yield
         finally:
+            await preloader.stop()
             if recorder is not None:
                 await recorder.finish({"requests": served.requests, "failed": served.failed})
                 await recorder.close()
@@ -335,12 +339,20 @@ def create_app(
     async def health() -> Health:
         """Liveness, without authentication: load balancers and test harnesses poll it.
         When recording, also how many answered requests could not be recorded."""
-        if recorder is None:
-            return Health()
-        counts = RecordingHealth(
-            run_id=recorder.run_id, recorded=recorder.recorded, unrecorded=recorder.unrecorded
-        )
-        return Health(recording=counts)
+        counts = None
+        if recorder is not None:
+            counts = RecordingHealth(
+                run_id=recorder.run_id, recorded=recorder.recorded, unrecorded=recorder.unrecorded
+            )
+        return Health(ready=preloader.ready, models=preloader.health(), recording=counts)
+
+    @app.get("/ready", response_model=Health, response_model_exclude_none=True)
+    async def ready() -> JSONResponse:
+        """Readiness, without authentication: 503 until the startup load of local models
+        is done (a load balancer's readiness probe), then 200; the body is `/health`'s."""
+        body = await health()
+        status = 200 if body.ready else 503
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
 
     app.include_router(v1)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

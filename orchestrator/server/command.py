@@ -81,6 +81,14 @@ def serve(
             "none, a foreign Origin is 403.",
         ),
     ] = None,
+    lazy: Annotated[
+        bool,
+        typer.Option(
+            "--lazy",
+            help="Load local models on first use instead of at startup (/ready is then "
+            "200 at once; a first call waits for its model's load).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve pipelines and experts over an OpenAI-compatible REST API.
@@ -111,6 +119,7 @@ def serve(
             "record": not no_record,
             "db_url": db,
             "config_source": None if config is None else str(config),
+            "lazy": lazy,
             **{key: value for key, value in caps.items() if value is not None},
         }
     )

@@ -280,8 +280,24 @@ class RecordingHealth(BaseModel):
     unrecorded: int
 
 
+class PreloadHealth(BaseModel):
+    """Where the startup load of local models stands (`signoria serve --lazy`: none)."""
+
+    lazy: bool
+    loading: list[str]
+    loaded: list[str]
+    # Left lazy because loading them would push a loaded model out of the memory cap.
+    no_room: list[str]
+    failed: dict[str, str]
+    seconds: float | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    # False while local models are still loading at startup: served, but a request may
+    # wait for a load. `/ready` says the same as a status code.
+    ready: bool = True
+    models: PreloadHealth | None = None
     recording: RecordingHealth | None = None
 
 

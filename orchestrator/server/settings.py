@@ -84,6 +84,8 @@ class ServerSettings(BaseModel):
     # any host otherwise (keys are then required). CORS is off unless origins are given.
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    # Load the configured local models at startup (see preload.py) unless lazy.
+    lazy: bool = Field(default=False, description="load local models on first use only")
 
     @classmethod
     def from_env(
