@@ -71,6 +71,11 @@ def bad_request(message: str, param: str | None = None, code: str = "invalid_val
     return ApiError(400, message, param=param, code=code)
 
 
+def _final(status: int, message: str, kind: str, code: str) -> ApiError:
+    """An error the same request would meet again: `x-should-retry: false` for the SDKs."""
+    return ApiError(status, message, type=kind, code=code, headers={"x-should-retry": "false"})
+
+
 def pipeline_error(exc: PipelineFailed) -> ApiError:
     """402 when the budget refused every failed call, 504 when every failed call ran out
     of time, a 503 that is not to be retried when the setup cannot work (an unset key),
@@ -84,22 +89,10 @@ def pipeline_error(exc: PipelineFailed) -> ApiError:
     """
     failed = [call for call in exc.result.calls if call.error]
     if failed and all(BUDGET_REFUSED in call.flags for call in failed):
-        return ApiError(
-            402,
-            f"over budget: {exc}",
-            type=BUDGET,
-            code="budget_exceeded",
-            headers={"x-should-retry": "false"},
-        )
+        return _final(402, f"over budget: {exc}", BUDGET, "budget_exceeded")
     if exc.misconfigured:
         # The operator's setup (an unset key): retrying cannot help until it is fixed.
-        return ApiError(
-            503,
-            f"not configured: {exc.misconfigured}",
-            type=SERVER,
-            code="expert_misconfigured",
-            headers={"x-should-retry": "false"},
-        )
+        return _final(503, f"not configured: {exc.misconfigured}", SERVER, "expert_misconfigured")
     errors = [call.error for call in failed if call.error]
     timed_out = bool(errors) and all(e.lower().startswith(_TIME_ERRORS) for e in errors)
     if timed_out:
