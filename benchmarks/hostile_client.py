@@ -67,7 +67,10 @@ def write_config(directory: Path, stub_port: int) -> Path:
     path.write_text(
         "default_pipeline: single\n"
         "models:\n"
-        f"  honest: {{backend: scripted, answer: 'The answer is 42.', {PRICES}}}\n"
+        # Honest: cut at max_tokens as a real model is (a scripted answer otherwise
+        # ignores it, which the gateway rightly counts as a provider fault).
+        f"  honest: {{backend: scripted, answer: 'The answer is 42.', stop_at_max_tokens: true, "
+        f"{PRICES}}}\n"
         f"  liar: {{backend: scripted, answer: 'The answer is 42.', {liar}, {PRICES}}}\n"
         f"  upstream: {{{upstream}, api_key_env: STUB_API_KEY, {PRICES}}}\n"
         "pipelines:\n"
@@ -351,8 +354,8 @@ if __name__ == "__main__":
     print(
         f"hostile client: {report['requests_sent']} requests {report['statuses']}; "
         f"5xx {report['server_errors_5xx']} (and {report['liars_only_503_breaker_open']} "
-        "liars-only 503s, breaker open); answered {report['answered']}, not recorded "
-        f"{report['answered_not_recorded']}; max spend/budget {report['max_spend_over_budget']}; "
+        "liars-only 503s, breaker open); "
+        f"answered {report['answered']}, not recorded {report['answered_not_recorded']}; max spend/budget {report['max_spend_over_budget']}; "
         f"cases failed {report['cases_failed'] or 'none'}; openai-client budget refusal "
         f"{report['openai_client_budget_refusal']}; schemathesis "
         f"{report['schemathesis']['requests']} requests; flood of {flood['sockets']}: "

@@ -95,6 +95,14 @@ class Verdict:
 
     def aggregate(self, name: str, completions: Sequence[Completion]) -> Aggregate:
         index = self.answer_index(completions)
+        note = self.note
+        if index is None and not self.votes and not self.flagged:
+            # Replies came back but none held an answer to count (e.g. cut at 1 token):
+            # nothing was voted down, so the first clean reply is the answer, said so,
+            # rather than a 503 for a request every expert answered.
+            unvoted = [i for i in answered(completions) if not looks_injected(completions[i].text)]
+            index = unvoted[0] if unvoted else None
+            note = "no reply held an answer to vote on; the first reply is returned unvoted"
         if index is None:
             return nothing_to_aggregate(name, completions)
         return Aggregate(
@@ -104,7 +112,7 @@ class Verdict:
             discarded=tuple(i for i in range(len(completions)) if i not in self.kept),
             votes=dict(self.votes),
             flagged=self.flagged,
-            error=self.note,
+            error=note,
             finish_reason=completions[index].finish_reason,
         )
 
