@@ -35,14 +35,19 @@ class PipelineFailed(SignoriaError):
         super().__init__(message)
         self.result = result
 
+    def every_failure_has(self, flag: str) -> bool:
+        """Whether calls failed and each failed one carries `flag`: one cause for the
+        whole failure (every call refused by the budget, every call misconfigured)."""
+        failed = [call for call in self.result.calls if call.error]
+        return bool(failed) and all(flag in call.flags for call in failed)
+
     @property
     def misconfigured(self) -> str | None:
         """The cause, when every call failed because the setup cannot work (an unset
         key): a configuration error for the operator to fix, not a failed request."""
-        failed = [call for call in self.result.calls if call.error]
-        if failed and all(MISCONFIGURED in call.flags for call in failed):
-            return failed[0].error
-        return None
+        if not self.every_failure_has(MISCONFIGURED):
+            return None
+        return next(call.error for call in self.result.calls if call.error)
 
 
 @dataclass(frozen=True)

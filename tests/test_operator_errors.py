@@ -25,7 +25,7 @@ KEY_ENV = "SIGNORIA_TEST_UNSET_KEY"
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**server_env(None), **(env or {})}
+    environment = server_env(None)
     environment.pop(KEY_ENV, None)
     environment.pop("OPENAI_API_KEY", None)
     environment.update(env or {})

@@ -60,6 +60,11 @@ class LlamaCppOptions(BaseModel):
         return self.source.availability()
 
 
+def _footprint(path: Path) -> int:
+    """What a loaded model is reckoned to cost in memory (see `_OVERHEAD`)."""
+    return int(path.stat().st_size * _OVERHEAD)
+
+
 class _Cancelled(Exception):
     pass
 
@@ -134,7 +139,7 @@ class LlamaCppRuntime:
                     entry = self._loaded.get(key)
                     if entry is not None and entry.llama is not None:
                         continue  # loaded by the caller we waited for
-                    size = int(path.stat().st_size * _OVERHEAD)
+                    size = _footprint(path)
                     self._evict_for(size)
                 llama = self._load(path, n_ctx)
                 with self._registry_lock:
@@ -151,8 +156,7 @@ class LlamaCppRuntime:
             entry = self._loaded.get((path, n_ctx))
             if entry is not None and entry.llama is not None:
                 return True
-            used = sum(e.bytes for e in self._loaded.values())
-            if only_if_room and used + int(path.stat().st_size * _OVERHEAD) > self.cap_bytes:
+            if only_if_room and self._used_bytes() + _footprint(path) > self.cap_bytes:
                 return False
         self._acquire(path, n_ctx)
         return True
@@ -163,8 +167,11 @@ class LlamaCppRuntime:
             self._executor, lambda: self.ensure_loaded(path, n_ctx, only_if_room=only_if_room)
         )
 
+    def _used_bytes(self) -> int:
+        return sum(e.bytes for e in self._loaded.values())
+
     def _evict_for(self, incoming: int) -> None:
-        used = sum(e.bytes for e in self._loaded.values())
+        used = self._used_bytes()
         for key in list(self._loaded):
             if used + incoming <= self.cap_bytes:
                 return

@@ -87,13 +87,12 @@ def pipeline_error(exc: PipelineFailed) -> ApiError:
     OpenAI clients do not retry (they retry 408, 409, 429 and 5xx), and `x-should-retry:
     false` says so to the SDKs that read it.
     """
-    failed = [call for call in exc.result.calls if call.error]
-    if failed and all(BUDGET_REFUSED in call.flags for call in failed):
+    if exc.every_failure_has(BUDGET_REFUSED):
         return _final(402, f"over budget: {exc}", BUDGET, "budget_exceeded")
     if exc.misconfigured:
         # The operator's setup (an unset key): retrying cannot help until it is fixed.
         return _final(503, f"not configured: {exc.misconfigured}", SERVER, "expert_misconfigured")
-    errors = [call.error for call in failed if call.error]
+    errors = [call.error for call in exc.result.calls if call.error]
     timed_out = bool(errors) and all(e.lower().startswith(_TIME_ERRORS) for e in errors)
     if timed_out:
         return ApiError(504, f"timed out: {exc}", type=SERVER, code="pipeline_timeout")
