@@ -233,7 +233,7 @@ def _signoria(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("pipeline", "share"), [("plain", 0.0), ("capped", 1.0)])
 def test_eval_report_shows_the_truncated_share(tmp_path: Path, pipeline: str, share: float) -> None:
-    """The runner asks each benchmark prompt's max_tokens (512 for GSM8K), so the long
+    """The runner asks each benchmark prompt's max_tokens (1024 for GSM8K), so the long
     answer fits through `plain`; `capped` holds it to 12 tokens and every answer is cut."""
     db = f"sqlite:///{tmp_path / 'eval.db'}"
     data = str(ROOT / "tests" / "fixtures" / "gsm8k.jsonl")
