@@ -28,7 +28,13 @@ from signoria.errors import SignoriaError
 from signoria.evals.datasets import load_items
 from signoria.evals.executors import ByExpertExecutor, Executor, RayExecutor
 from signoria.evals.export import collect_rows, model_entries, models_file, write_rows
-from signoria.evals.report import compare_table, summarise, write_report
+from signoria.evals.report import (
+    compare_table,
+    paired_table,
+    paired_with_first,
+    summarise,
+    write_report,
+)
 from signoria.evals.runner import run_eval
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.sdk import Orchestrator
@@ -159,12 +165,15 @@ def compare_command(*, runs: list[str], db: str | None, as_json: bool) -> None:
     store = Store.open(db)
     try:
         summaries = [summarise(store, run) for run in runs]
+        pairs = paired_with_first(store, runs)
     finally:
         store.close()
     if as_json:
-        print(json.dumps({"runs": summaries}))
+        print(json.dumps({"runs": summaries, "paired": pairs}))
         return
     out.print(compare_table(summaries), markup=False)
+    if pairs:
+        out.print(paired_table(pairs), markup=False)
 
 
 def export_command(

@@ -67,6 +67,58 @@ def run_metrics(items: Sequence[ItemRecord]) -> dict[str, Any]:
     }
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test: under no difference, the discordant items split like
+    a fair coin. Exact rather than chi-squared because live runs have few discordant items."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+def paired(baseline: Sequence[ItemRecord], other: Sequence[ItemRecord]) -> dict[str, Any]:
+    """Two runs on their common scored items: who got which right, the exact McNemar p,
+    the accuracy difference with a 95% interval, and the latency ratio item for item.
+
+    Only items both runs scored count, so a run still in progress is compared on what it
+    has done, never on different items."""
+    first = {i.item_key: i for i in baseline if i.scores}
+    common = [(first[i.item_key], i) for i in other if i.scores and i.item_key in first]
+    a = np.array([x.scores[0].value for x, _ in common], dtype=float)
+    b = np.array([y.scores[0].value for _, y in common], dtype=float)
+    n = len(common)
+    diff = b - a
+    half = 1.96 * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else None
+    mean = float(diff.mean()) if n else None
+    only_a = int(((a > 0.5) & (b <= 0.5)).sum())
+    only_b = int(((b > 0.5) & (a <= 0.5)).sum())
+    timed = [
+        (x.latency_s, y.latency_s)
+        for x, y in common
+        if x.latency_s is not None and y.latency_s is not None
+    ]
+    base_s = sum(t for t, _ in timed)
+    return {
+        "n": n,
+        "both_right": int(((a > 0.5) & (b > 0.5)).sum()),
+        "only_baseline": only_a,
+        "only_run": only_b,
+        "neither": int(((a <= 0.5) & (b <= 0.5)).sum()),
+        "accuracy_baseline": float(a.mean()) if n else None,
+        "accuracy_run": float(b.mean()) if n else None,
+        "difference": mean,
+        "difference_ci95": None if half is None or mean is None else [mean - half, mean + half],
+        "mcnemar_p": mcnemar_p(only_a, only_b),
+        "latency_ratio_mean": sum(t for _, t in timed) / base_s if base_s > 0 else None,
+        "latency_ratio_p50": (
+            float(np.median([t for _, t in timed]) / np.median([t for t, _ in timed]))
+            if timed and np.median([t for t, _ in timed]) > 0
+            else None
+        ),
+    }
+
+
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
     """The scalar metrics, as stored in the run_metrics table."""
     lat = metrics["latency_s"]

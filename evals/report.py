@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from signoria.agents.pricing import format_usd
-from signoria.evals.metrics import run_metrics
+from signoria.evals.metrics import paired, run_metrics
 from signoria.orchestrator.storage import Store
 
 
@@ -61,6 +61,36 @@ def markdown(summary: dict[str, Any]) -> str:
         "|---|---|",
         *(f"| {name} | {_pct(share)} |" for name, share in summary["call_share"].items()),
     ]
+    return "\n".join(lines) + "\n"
+
+
+def paired_with_first(store: Store, runs: list[str]) -> list[dict[str, Any]]:
+    """Each run after the first against the first (the baseline), item for item."""
+    if len(runs) < 2:
+        return []
+    baseline = store.items(runs[0])
+    return [
+        {"baseline": runs[0], "run": run, **paired(baseline, store.items(run))} for run in runs[1:]
+    ]
+
+
+def paired_table(pairs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run vs baseline | common items | both / only run / only baseline / neither "
+        "| difference (95% CI) | McNemar p | latency ratio (mean, p50) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        ci = p["difference_ci95"]
+        diff = "-" if p["difference"] is None else f"{100 * p['difference']:+.1f} pts"
+        if ci:
+            diff += f" ({100 * ci[0]:+.1f} to {100 * ci[1]:+.1f})"
+        ratios = [p["latency_ratio_mean"], p["latency_ratio_p50"]]
+        lat = ", ".join("-" if r is None else f"{r:.2f}x" for r in ratios)
+        lines.append(
+            f"| {p['run']} vs {p['baseline']} | {p['n']} | {p['both_right']} / {p['only_run']} / "
+            f"{p['only_baseline']} / {p['neither']} | {diff} | {p['mcnemar_p']:.3g} | {lat} |"
+        )
     return "\n".join(lines) + "\n"
 
 

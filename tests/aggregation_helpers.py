@@ -26,21 +26,24 @@ from signoria.routers.fixed import FixedRouter, FixedRouterParams
 from signoria.routers.protocol import RoutingDecision
 
 
-def card(name: str, context_length: int = 4096) -> ModelCard:
+def card(name: str, context_length: int = 4096, price: float = 0.0) -> ModelCard:
     return ModelCard(
         name=name,
         backend="scripted",
         context_length=context_length,
-        input_price=0.0,
-        output_price=0.0,
+        input_price=price,
+        output_price=price,
     )
 
 
 class Recorder(ScriptedExpert):
     """A scripted expert that keeps every prompt it was sent."""
 
-    def __init__(self, name: str, context_length: int = 4096, **behaviour: Any) -> None:
-        super().__init__(card(name, context_length), ScriptedBehaviour.model_validate(behaviour))
+    def __init__(
+        self, name: str, context_length: int = 4096, price: float = 0.0, **behaviour: Any
+    ) -> None:
+        behaviour_ = ScriptedBehaviour.model_validate(behaviour)
+        super().__init__(card(name, context_length, price), behaviour_)
         self.seen: list[list[Message]] = []
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:

@@ -345,6 +345,7 @@ EVERY: dict[str, dict[str, Any]] = {
     "cluster-inform": {"model": "agg"},
     "guard": {"defence": "cluster-filter", "inner": {"name": "synthesize", "model": "agg"}},
     "usc": {"model": "picker"},
+    "adaptive-vote": {},
 }
 LLM = {"synthesize", "moa", "self-moa-seq", "smoa", "cluster-inform", "guard", "usc"}
 # Aggregators that cannot take any list of voters, with where their edge cases are tested.

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from signoria.evals.metrics import wilson_interval
+from signoria.evals.metrics import mcnemar_p, paired, wilson_interval
 from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.records import ItemRecord, ScoreRecord
 from tests.conftest import TEST_CONFIG
 
 SIGNORIA = str(Path(sys.executable).parent / "signoria")
@@ -123,6 +124,9 @@ def test_report_compare_and_export(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr
     runs = json.loads(compare.stdout)["runs"]
     assert [(r["run"], r["benchmark"]) for r in runs] == [("a", "gsm8k"), ("b", "mmlu")]
+    # Different items: nothing to pair, and the paired view says so rather than guessing.
+    [pair] = json.loads(compare.stdout)["paired"]
+    assert (pair["baseline"], pair["run"], pair["n"], pair["difference"]) == ("a", "b", 0, None)
     assert runs[1]["call_share"] == {"smollm2-135m": 0.5, "qwen2.5-coder-0.5b": 0.5}
 
     listed = signoria("runs", "list", "--db", db, "--json")
@@ -240,3 +244,43 @@ def test_wilson_interval_matches_hand_computed_values() -> None:
     low, high = wilson_interval(8, 10)  # p = 0.8, n = 10
     assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
     assert wilson_interval(0, 4) == (0.0, pytest.approx(0.4899, abs=1e-4))
+
+
+def _item(key: str, right: bool | None, latency_s: float) -> ItemRecord:
+    scores = (
+        () if right is None else (ScoreRecord(metric="exact", value=float(right), extracted=None),)
+    )
+    return ItemRecord(
+        item_key=key, position=None, query="q", reference="1", answer="1", error=None,
+        cost=0.0, latency_s=latency_s, calls=(), routing=(), aggregations=(), scores=scores,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("only_a", "only_b", "p"), [(0, 0, 1.0), (0, 5, 0.0625), (2, 8, 0.109375), (10, 10, 1.0)]
+)
+def test_mcnemar_exact_p(only_a: int, only_b: int, p: float) -> None:
+    assert mcnemar_p(only_a, only_b) == pytest.approx(p)
+
+
+def test_paired_compares_only_the_items_both_runs_scored() -> None:
+    """A run still in progress is compared on what it has done: items the other run lacks,
+    or that one of them did not score, are left out of both sides."""
+    base = [
+        _item("a", True, 1.0),
+        _item("b", False, 1.0),
+        _item("c", False, 2.0),
+        _item("x", True, 9),
+    ]
+    run = [
+        _item("a", True, 2.0),
+        _item("b", True, 3.0),
+        _item("c", False, 4.0),
+        _item("d", True, 1),
+    ]
+    pair = paired(base, [*run, _item("e", None, 1.0)])
+    assert (pair["n"], pair["both_right"], pair["only_run"], pair["only_baseline"]) == (3, 1, 1, 0)
+    assert pair["neither"] == 1 and pair["mcnemar_p"] == 1.0
+    assert pair["difference"] == pytest.approx(1 / 3)
+    assert pair["latency_ratio_mean"] == pytest.approx(9.0 / 4.0)
+    assert pair["latency_ratio_p50"] == pytest.approx(3.0 / 1.0)

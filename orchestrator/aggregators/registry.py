@@ -33,6 +33,8 @@ _register("dropout-vote", "_voting:DefenceParams", "dropout_vote:DropoutVote")
 _register("cluster-filter", "_voting:DefenceParams", "cluster_filter:ClusterFilter")
 _register("cluster-inform", "cluster_inform:ClusterInformParams", "cluster_inform:ClusterInform")
 _register("guard", "guard:GuardParams", "guard:Guard")
+# Self-consistency that samples until the answers agree (adaptive consistency).
+_register("adaptive-vote", "adaptive_vote:AdaptiveVoteParams", "adaptive_vote:AdaptiveVote")
 # Universal self-consistency: an LLM picks the most consistent answer, word for word.
 _register("usc", "usc:USCParams", "usc:UniversalSelfConsistency")
 # An answer-aware cascade: asks the next stage of its chain until its scorer accepts.
