@@ -99,6 +99,7 @@ def paired(baseline: Sequence[ItemRecord], other: Sequence[ItemRecord]) -> dict[
         if x.latency_s is not None and y.latency_s is not None
     ]
     base_s = sum(t for t, _ in timed)
+    base_p50 = float(np.median([t for t, _ in timed])) if timed else 0.0
     return {
         "n": n,
         "both_right": int(((a > 0.5) & (b > 0.5)).sum()),
@@ -112,9 +113,7 @@ def paired(baseline: Sequence[ItemRecord], other: Sequence[ItemRecord]) -> dict[
         "mcnemar_p": mcnemar_p(only_a, only_b),
         "latency_ratio_mean": sum(t for _, t in timed) / base_s if base_s > 0 else None,
         "latency_ratio_p50": (
-            float(np.median([t for _, t in timed]) / np.median([t for t, _ in timed]))
-            if timed and np.median([t for t, _ in timed]) > 0
-            else None
+            float(np.median([t for _, t in timed])) / base_p50 if base_p50 > 0 else None
         ),
     }
 

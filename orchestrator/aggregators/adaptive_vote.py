@@ -96,11 +96,9 @@ class AdaptiveVote:
     async def _sample(
         self, expert: str, drawn: int, slot: int, ctx: AggregationContext
     ) -> Completion:
-        if ctx.ask is None:
-            raise RuntimeError("adaptive-vote needs a pipeline that lets it ask experts")
         params = GenerationParams(
             max_tokens=ctx.max_tokens,
             temperature=self.params.temperature,
             seed=self.params.seed + drawn,
         )
-        return await ctx.ask(expert, list(ctx.messages), params, slot)
+        return await ctx.ask_expert(expert, params, slot, who=NAME)

@@ -104,11 +104,9 @@ class AnswerAwareCascade:
     async def _ask(
         self, models: Sequence[str], first_slot: int, ctx: AggregationContext
     ) -> list[Completion]:
-        if ctx.ask is None:
-            raise RuntimeError("the cascade needs a pipeline that lets it ask experts")
         params = GenerationParams(max_tokens=ctx.max_tokens, temperature=0.0)
         calls = (
-            ctx.ask(model, list(ctx.messages), params, first_slot + i)
+            ctx.ask_expert(model, params, first_slot + i, who="the cascade")
             for i, model in enumerate(models)
         )
         return list(await asyncio.gather(*calls))

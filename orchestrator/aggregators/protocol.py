@@ -40,6 +40,15 @@ class AggregationContext:
     async def count_tokens(self, name: str, messages: list[Message]) -> int:
         return await self.pool[name].count_tokens(messages)
 
+    async def ask_expert(
+        self, name: str, params: GenerationParams, slot: int, *, who: str
+    ) -> Completion:
+        """One more expert call of the request on its own messages, in slot `slot` (how a
+        cascade asks its next stage and adaptive-vote its next sample)."""
+        if self.ask is None:
+            raise RuntimeError(f"{who} needs a pipeline that lets it ask experts")
+        return await self.ask(name, list(self.messages), params, slot)
+
 
 class Aggregator(Protocol):
     async def aggregate(
