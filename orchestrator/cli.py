@@ -36,6 +36,7 @@ from signoria.orchestrator.cli_common import (
     fail,
     group,
 )
+from signoria.orchestrator.cli_keys import keys_app
 from signoria.orchestrator.cli_route import route_app
 from signoria.orchestrator.server.command import serve
 
@@ -53,6 +54,7 @@ models_app = group("The expert pool.")
 app.add_typer(models_app, name="models")
 app.command()(serve)
 app.add_typer(route_app, name="route")
+app.add_typer(keys_app, name="keys")
 eval_app = group("Benchmark runs: run, report, compare, export.")
 app.add_typer(eval_app, name="eval")
 runs_app = group("Runs recorded in the database.")

@@ -22,6 +22,9 @@ DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+# Fixtures shared by several test modules, from their own files.
+pytest_plugins = ["tests.postgres_cluster"]
+
 
 # A private Signoria home for the whole session, shared by subprocesses (CLI, servers):
 # the suite never touches the user's own data dir, and parts are joined once per session.

@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,6 +27,8 @@ TABLES = {
     "scores",
     "run_metrics",
     "feedback",
+    "api_keys",
+    "key_admissions",
 }
 
 
@@ -68,7 +61,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def test_migrations_up_and_down_on_sqlite(tmp_path: Path) -> None:
     engine = create_engine(sqlite_url(tmp_path))
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, "base")
     assert current_revision(engine) is None
@@ -161,80 +154,6 @@ def test_bad_database_url_is_a_clear_error() -> None:
         Store.open("nosuchdialect://x")
     with pytest.raises(StorageError, match="no run 'ghost'"):
         Store.open("sqlite://").require_run("ghost")
-
-
-# PostgreSQL: a throwaway server of the machine's own binaries, on loopback only.
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    bindir = Path(found[-1]).parent
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and no 'postgres' user to run the server as")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    root = Path(tempfile.mkdtemp(prefix="signoria-pg-"))
-    root.chmod(0o755)
-    data = root / "data"
-    data.mkdir()
-    if as_user:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "signoria", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    log = (root / "server.log").open("wb")
-    if as_user:
-        shutil.chown(root / "server.log", "postgres")
-    server = subprocess.Popen(
-        [
-            *as_user,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(root),
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    url = f"postgresql+psycopg://signoria@127.0.0.1:{port}/postgres"
-    try:
-        engine = create_engine(url)
-        for _ in range(600):  # up to a minute
-            try:
-                with engine.connect():
-                    break
-            except Exception:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError((root / "server.log").read_text()[-2000:])
-        engine.dispose()
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_same_behaviour_on_postgresql(postgres_url: str) -> None:

@@ -37,6 +37,7 @@ from signoria.orchestrator.server.errors import (
     pipeline_error,
 )
 from signoria.orchestrator.server.feedback import add_feedback_route
+from signoria.orchestrator.server.keys import KeyGate
 from signoria.orchestrator.server.origin import install_browser_guards
 from signoria.orchestrator.server.preload import Preloader
 from signoria.orchestrator.server.recording import RECORDED_HEADER, Recorder
@@ -58,6 +59,7 @@ from signoria.orchestrator.server.schemas import (
     RecordingHealth,
 )
 from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
+from signoria.orchestrator.storage.keys import KeyStore
 
 if TYPE_CHECKING:
     from signoria.orchestrator.storage import Store
@@ -93,6 +95,10 @@ class Catalog:
         if self.orchestrator.kind(model_id) == "expert":
             return Target("expert", model_id)
         return None
+
+    def kind_and_name(self, model_id: str) -> tuple[str, str]:
+        target = self.require(model_id)
+        return target.kind, target.name
 
     def require(self, model_id: str) -> Target:
         target = self.resolve(model_id)
@@ -194,9 +200,10 @@ def create_app(
     shutdown. Requests are recorded when `settings.record` is set (the store at
     `settings.db_url` is opened at startup) or when an open `store` is passed in (the
     caller keeps ownership of it)."""
-    problem = settings.exposure_problem()
+    problem = settings.exposure_problem(db_keys=store is not None and KeyStore(store).any_keys())
     if problem:
         raise ServerConfigError(problem)
+    keys = KeyGate()
     catalog = Catalog(orchestrator)
     gate = InFlight(settings.max_concurrent)
     served = Served()
@@ -215,6 +222,7 @@ def create_app(
                 "experts": sorted(catalog.expert_names()),
             }
             recorder = await Recorder.start(store, settings.db_url, run_config)
+            keys.bind(KeyStore(recorder.store))
         try:
             yield
         finally:
@@ -232,7 +240,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_browser_guards(app, settings)
-    require_key = api_key_dependency(settings.api_keys)
+    require_key = api_key_dependency(settings.api_keys, keys)
     # The same callable as an endpoint parameter is resolved once per request (FastAPI
     # caches it), and hands the endpoint the caller's key fingerprint.
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
@@ -305,6 +313,7 @@ def create_app(
         messages = to_messages(body, settings)
         limits = request_limits(body, settings)
         target = catalog.require(body.model)
+        limits = await keys.admit(client, target.kind, target.name, limits)
         completion_id = new_completion_id()
         async with gate.slot():
             result, headers = await run(completion_id, body, target, messages, limits, client)
@@ -319,20 +328,21 @@ def create_app(
         return JSONResponse(payload.model_dump(mode="json"), headers=headers)
 
     @v1.get("/models", response_model=ModelList, responses=_ERRORS)
-    async def list_models() -> ModelList:
-        """Every pipeline as `signoria/<pipeline>` and every expert under its own name."""
-        return ModelList(data=catalog.models())
+    async def list_models(client: str | None = Depends(require_key)) -> ModelList:
+        """Every pipeline as `signoria/<pipeline>` and every expert under its own name
+        (for a key limited to some of them, those)."""
+        record = None if client is None else await keys.find(client)
+        models = catalog.models()
+        if record is not None:
+            models = [m for m in models if record.limits.allows(*catalog.kind_and_name(m.id))]
+        return ModelList(data=models)
 
     @v1.get("/models/{model_id:path}", response_model=ModelObject, responses=_ERRORS)
     async def get_model(model_id: str) -> ModelObject:
         return catalog.model(model_id, catalog.require(model_id))
 
     add_feedback_route(
-        v1,
-        lambda: None if recorder is None else recorder.store,
-        require_key,
-        settings.auth_required,
-        _ERRORS,
+        v1, lambda: None if recorder is None else recorder.store, require_key, _ERRORS
     )
 
     @app.get("/health", response_model=Health, response_model_exclude_none=True)

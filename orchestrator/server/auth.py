@@ -17,18 +17,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from signoria.orchestrator.server.errors import AUTHENTICATION, ApiError
+from signoria.orchestrator.server.keys import KeyGate
+from signoria.orchestrator.storage.keys import key_fingerprint
+
+__all__ = ["api_key_dependency", "key_fingerprint", "key_matches"]
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in $SIGNORIA_API_KEYS.")
 
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-def key_fingerprint(key: str) -> str:
-    """What the store keeps of the key a request came with: a short digest that tells keys
-    apart (feedback is taken only from the key that asked) and cannot be used as one."""
-    return hashlib.sha256(b"signoria-client\0" + key.encode("utf-8")).hexdigest()[:32]
 
 
 def key_matches(given: str, digests: Sequence[bytes]) -> bool:
@@ -45,23 +43,25 @@ def key_matches(given: str, digests: Sequence[bytes]) -> bool:
 
 
 def api_key_dependency(
-    api_keys: Sequence[SecretStr],
+    api_keys: Sequence[SecretStr], gate: KeyGate
 ) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[str | None]]:
-    """A FastAPI dependency that enforces `api_keys` and returns the caller's
-    `key_fingerprint` (None when keys are off); with no keys it lets everything through
-    (the server refuses to start keyless on a non-loopback address)."""
+    """A FastAPI dependency that enforces `api_keys` and the database's keys (`gate`) and
+    returns the caller's `key_fingerprint` (None when keys are off); with no keys at all
+    it lets everything through (the server refuses to start keyless on a non-loopback
+    address)."""
     keys = [_digest(k.get_secret_value()) for k in api_keys]
 
     async def require_api_key(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> str | None:
-        if not keys:
+        if not keys and not await gate.any_keys():
             return None
         if credentials is None:
             raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        if not key_matches(credentials.credentials, keys):
+        fingerprint = key_fingerprint(credentials.credentials)
+        if not key_matches(credentials.credentials, keys) and await gate.find(fingerprint) is None:
             raise _unauthorized("invalid API key")
-        return key_fingerprint(credentials.credentials)
+        return fingerprint
 
     return require_api_key
 

@@ -123,10 +123,9 @@ def serve(
             **{key: value for key, value in caps.items() if value is not None},
         }
     )
-    problem = settings.exposure_problem()
-    if problem:
+    if not settings.record and settings.exposure_problem():
         # Before any model loads: refusing should be instant.
-        raise ServerConfigError(problem)
+        raise ServerConfigError(settings.exposure_problem())
 
     from signoria.agents.backends.registry import preload_backends
     from signoria.orchestrator.sdk import Orchestrator
@@ -137,6 +136,13 @@ def serve(
     # Also before any model loads: a database that cannot open is one line, not a failed
     # startup hook's traceback.
     store = Store.open(settings.db_url) if settings.record else None
+    if store is not None:
+        from signoria.orchestrator.storage.keys import KeyStore
+
+        problem = settings.exposure_problem(db_keys=KeyStore(store).any_keys())
+        if problem:
+            store.close()
+            raise ServerConfigError(problem)
     try:
         orchestrator = Orchestrator.from_config(config)
         app = create_app(orchestrator, settings, store)

@@ -74,7 +74,6 @@ def add_feedback_route(
     router: APIRouter,
     store: Callable[[], Store | None],
     require_key: Callable[..., Awaitable[str | None]],
-    enforce_keys: bool,
     responses: dict[int | str, dict[str, object]],
 ) -> None:
     """Register `POST /feedback` on `router`; `store` gives the recording store, or None
@@ -116,7 +115,8 @@ def add_feedback_route(
                 body.request_id,
                 verdict,
                 client=client,
-                enforce_client=enforce_keys,
+                # With keys on (the caller has one), only that key's own requests.
+                enforce_client=client is not None,
             )
         except UnknownRequest as exc:
             raise _not_found(str(exc)) from None

@@ -103,17 +103,18 @@ class ServerSettings(BaseModel):
     def auth_required(self) -> bool:
         return bool(self.api_keys)
 
-    def exposure_problem(self) -> str | None:
-        """Why these settings must not be served, or None.
+    def exposure_problem(self, db_keys: bool = False) -> str | None:
+        """Why these settings must not be served, or None; `db_keys`: the database holds
+        keys (`signoria keys create`), which also turn authentication on.
 
         Without keys anyone who can reach the port can spend the operator's compute and
         API budget, so keyless serving is allowed on loopback addresses only.
         """
-        if self.auth_required or is_loopback(self.host):
+        if self.auth_required or db_keys or is_loopback(self.host):
             return None
         return (
-            f"refusing to listen on {self.host} without API keys: set {API_KEYS_ENV} "
-            "or bind a loopback address such as 127.0.0.1"
+            f"refusing to listen on {self.host} without API keys: set {API_KEYS_ENV}, "
+            "create one with `signoria keys create`, or bind a loopback address such as 127.0.0.1"
         )
 
     def summary(self) -> dict[str, object]:

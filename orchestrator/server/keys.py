@@ -1,0 +1,151 @@
+"""Per-key limits at the door: which models a key may call, its budgets and its rates.
+
+Keys from `$SIGNORIA_API_KEYS` are unlimited (the operator's own); keys created with
+`signoria keys create` live in the database with their limits (storage/keys.py). A
+request is admitted in this order, each refusal an OpenAI-style error:
+
+- a model the key may not call: 403 `model_not_allowed` (before anything is counted);
+- a day or month budget already spent: 402 `key_budget_exhausted`, not retryable (the
+  same request fails the same way until the period turns);
+- tokens per minute used up: 429 with `Retry-After` (when the oldest counted request
+  leaves the minute);
+- requests per minute used up: 429 with `Retry-After` (the admission count is shared by
+  every instance on the database).
+
+An admitted request's own budget is capped at what is left of the key's, so one request
+cannot overspend it by much (the call runner's budget refuses the calls that would).
+Key records are cached for `ttl_s` (2 s): a revoked key stops working on every instance
+within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import defaultdict
+
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.server.errors import BUDGET, RATE_LIMIT, ApiError
+from signoria.orchestrator.storage.keys import KeyRecord, KeyStore, KeyUsage
+from signoria.orchestrator.storage.schema import utcnow
+
+PERMISSION = "permission_error"
+
+
+class KeyGate:
+    """Looks keys up (cached) and admits or refuses requests by their key's limits."""
+
+    def __init__(self, ttl_s: float = 2.0) -> None:
+        self.ttl_s = ttl_s
+        self._keys: KeyStore | None = None
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._any: tuple[float, bool] = (-math.inf, False)
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def bind(self, keys: KeyStore | None) -> None:
+        """Use the database's keys (None: environment keys only, e.g. with --no-record)."""
+        self._keys = keys
+
+    async def any_keys(self) -> bool:
+        """Whether the database holds keys (then every request needs one)."""
+        if self._keys is None:
+            return False
+        at, value = self._any
+        if time.monotonic() - at > self.ttl_s:
+            value = await asyncio.to_thread(self._keys.any_keys)
+            self._any = (time.monotonic(), value)
+        return value
+
+    async def find(self, fingerprint: str) -> KeyRecord | None:
+        """The active database key with this fingerprint, or None."""
+        if self._keys is None:
+            return None
+        hit = self._cache.get(fingerprint)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            record = await asyncio.to_thread(self._keys.find, fingerprint)
+            hit = (time.monotonic(), record)
+            self._cache[fingerprint] = hit
+        record = hit[1]
+        return record if record is not None and record.active else None
+
+    async def admit(
+        self, fingerprint: str | None, kind: str, name: str, limits: RequestLimits
+    ) -> RequestLimits:
+        """The request's limits with the key's remaining budget applied, or an ApiError;
+        `kind` and `name` are what the model id resolved to (a pipeline or an expert)."""
+        record = None if fingerprint is None else await self.find(fingerprint)
+        if record is None or self._keys is None:
+            return limits  # keys off, or an environment key: no limits of its own
+        allowed(record, kind, name)
+        if not record.limits.metered:
+            return limits
+        usage = await asyncio.to_thread(self._keys.usage, record.fingerprint)
+        remaining = remaining_budget(record, usage)
+        tokens_retry = tokens_retry_after(record, usage)
+        if tokens_retry is not None:
+            raise _rate_limited(f"key {record.name!r} used its tokens per minute", tokens_retry)
+        per_minute = record.limits.requests_per_minute
+        if per_minute is not None:
+            async with self._locks[record.fingerprint]:
+                retry = await asyncio.to_thread(self._keys.admit, record.fingerprint, per_minute)
+            if retry > 0:
+                message = f"key {record.name!r} sent {per_minute} requests in the last minute"
+                raise _rate_limited(message, retry)
+        if remaining is None:
+            return limits
+        budget = remaining if limits.budget_usd is None else min(limits.budget_usd, remaining)
+        return limits.model_copy(update={"budget_usd": budget})
+
+
+def allowed(record: KeyRecord, kind: str, name: str) -> None:
+    if not record.limits.allows(kind, name):
+        names = record.limits.allowed(kind)
+        raise ApiError(
+            403,
+            f"key {record.name!r} may not call {kind} {name!r}; it may call: "
+            + (", ".join(names) or "none"),
+            type=PERMISSION,
+            param="model",
+            code="model_not_allowed",
+        )
+
+
+def remaining_budget(record: KeyRecord, usage: KeyUsage) -> float | None:
+    """USD left in the tightest of the key's budgets (None: no budget); 402 when none is."""
+    left: list[tuple[float, str]] = []
+    if record.limits.budget_day_usd is not None:
+        left.append((record.limits.budget_day_usd - usage.spend_day_usd, "day"))
+    if record.limits.budget_month_usd is not None:
+        left.append((record.limits.budget_month_usd - usage.spend_month_usd, "month"))
+    if not left:
+        return None
+    amount, period = min(left)
+    if amount <= 0:
+        raise ApiError(
+            402,
+            f"key {record.name!r} has spent its budget for this {period} "
+            f"({usage.spend_month_usd if period == 'month' else usage.spend_day_usd:.6f} USD)",
+            type=BUDGET,
+            code="key_budget_exhausted",
+            headers={"x-should-retry": "false"},
+        )
+    return amount
+
+
+def tokens_retry_after(record: KeyRecord, usage: KeyUsage) -> float | None:
+    cap = record.limits.tokens_per_minute
+    if cap is None or usage.tokens_last_minute < cap or usage.oldest_token_record is None:
+        return None
+    return max(0.001, 60.0 - (utcnow() - usage.oldest_token_record).total_seconds())
+
+
+def _rate_limited(message: str, retry_after_s: float) -> ApiError:
+    seconds = max(1, math.ceil(retry_after_s))
+    return ApiError(
+        429,
+        f"{message}; retry in {seconds} s",
+        type=RATE_LIMIT,
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(seconds)},
+    )

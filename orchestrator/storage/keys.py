@@ -1,0 +1,229 @@
+"""API keys kept in the database, each with its own budgets, rates and allowed models.
+
+A key is stored as its fingerprint only (a salted SHA-256; the key itself is shown once,
+when it is created). Every served request records the fingerprint of the key it came
+with, so what a key has spent and how many tokens it used are read back from the
+recorded requests: the same numbers as their traces, whichever server instance served
+them. Requests per minute are counted from admissions written before a request runs (a
+request in flight has no record yet); on PostgreSQL the key's row is locked while one
+admission is decided, so several instances on one database enforce one limit exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from signoria.orchestrator.storage.schema import ApiKey, Item, KeyAdmission, ModelCall, utcnow
+from signoria.orchestrator.storage.store import StorageError
+
+if TYPE_CHECKING:
+    from signoria.orchestrator.storage.store import Store
+
+KEY_PREFIX = "sk-signoria-"
+WINDOW = timedelta(minutes=1)
+
+
+def key_fingerprint(key: str) -> str:
+    """What the store keeps of a key: a short digest that tells keys apart and cannot be
+    used as one."""
+    return hashlib.sha256(b"signoria-client\0" + key.encode("utf-8")).hexdigest()[:32]
+
+
+class KeyLimits(BaseModel):
+    """What one key may do; every limit is optional (None: no limit of that kind)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    budget_day_usd: float | None = Field(default=None, ge=0.0, description="USD per UTC day")
+    budget_month_usd: float | None = Field(default=None, ge=0.0, description="USD per month")
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="prompt + completion")
+    pipelines: tuple[str, ...] | None = Field(default=None, description="allowed pipelines")
+    experts: tuple[str, ...] | None = Field(default=None, description="allowed raw experts")
+
+    def allows(self, kind: str, name: str) -> bool:
+        """Whether this key may call the pipeline (`kind` "pipeline") or expert `name`:
+        anything when neither list is given, else only what the lists name (a key given
+        pipelines only may call no raw expert, which would bypass them)."""
+        return name in self.allowed(kind) if self.restricted else True
+
+    @property
+    def restricted(self) -> bool:
+        return self.pipelines is not None or self.experts is not None
+
+    def allowed(self, kind: str) -> tuple[str, ...]:
+        return (self.pipelines if kind == "pipeline" else self.experts) or ()
+
+    @property
+    def metered(self) -> bool:
+        """Whether admitting a request needs the key's usage (a database read)."""
+        return any(
+            v is not None
+            for v in (
+                self.budget_day_usd,
+                self.budget_month_usd,
+                self.requests_per_minute,
+                self.tokens_per_minute,
+            )
+        )
+
+
+class KeyNotFound(StorageError):
+    """No key of that name."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    name: str
+    fingerprint: str
+    prefix: str
+    limits: KeyLimits
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> KeyRecord:
+        return cls(
+            name=row.name,
+            fingerprint=row.fingerprint,
+            prefix=row.prefix,
+            limits=KeyLimits.model_validate(row.limits),
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    """A key's recorded use. Requests whose cost is unknown (a model without a price) add
+    nothing to spend: they are counted in `unpriced` instead, never as 0 USD."""
+
+    spend_day_usd: float
+    spend_month_usd: float
+    unpriced: int
+    tokens_last_minute: int
+    # When the oldest request counted in `tokens_last_minute` was recorded.
+    oldest_token_record: datetime | None
+
+
+def period_starts(now: datetime) -> tuple[datetime, datetime]:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+class KeyStore:
+    """Keys and their use, in the store's database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, name: str, limits: KeyLimits) -> tuple[str, KeyRecord]:
+        """A new key: the key itself (shown once, never stored) and its record."""
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKey(
+            name=name,
+            fingerprint=key_fingerprint(secret),
+            prefix=secret[: len(KEY_PREFIX) + 4],
+            limits=limits.model_dump(mode="json"),
+        )
+        try:
+            with self.store.session() as session:
+                session.add(row)
+                session.flush()
+                record = KeyRecord.of(row)
+        except IntegrityError:
+            raise StorageError(f"a key named {name!r} exists; pick another name") from None
+        return secret, record
+
+    def records(self) -> list[KeyRecord]:
+        with self.store.session() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+            return [KeyRecord.of(r) for r in rows]
+
+    def revoke(self, name: str) -> KeyRecord:
+        with self.store.session() as session:
+            row = session.scalars(select(ApiKey).where(ApiKey.name == name)).first()
+            if row is None:
+                raise KeyNotFound(f"no key named {name!r}; `signoria keys list` shows them")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return KeyRecord.of(row)
+
+    def find(self, fingerprint: str) -> KeyRecord | None:
+        with self.store.session() as session:
+            row = session.scalars(select(ApiKey).where(ApiKey.fingerprint == fingerprint)).first()
+            return None if row is None else KeyRecord.of(row)
+
+    def any_keys(self) -> bool:
+        """Whether any key was ever created: from then on the server requires keys."""
+        with self.store.session() as session:
+            return session.scalar(select(func.count()).select_from(ApiKey)) != 0
+
+    def usage(self, fingerprint: str, now: datetime | None = None) -> KeyUsage:
+        now = now or utcnow()
+        day, month = period_starts(now)
+        mine = Item.client == fingerprint
+        with self.store.session() as session:
+
+            def spend(since: datetime) -> float:
+                total = session.scalar(
+                    select(func.sum(Item.cost)).where(mine, Item.created_at >= since)
+                )
+                return float(total or 0.0)
+
+            unpriced = session.scalar(
+                select(func.count()).where(mine, Item.created_at >= month, Item.cost.is_(None))
+            )
+            recent = Item.created_at >= now - WINDOW
+            tokens, oldest = session.execute(
+                select(
+                    func.sum(ModelCall.tokens_in + ModelCall.tokens_out),
+                    func.min(Item.created_at),
+                )
+                .join(ModelCall, ModelCall.item_id == Item.id)
+                .where(mine, recent)
+            ).one()
+            return KeyUsage(
+                spend_day_usd=spend(day),
+                spend_month_usd=spend(month),
+                unpriced=int(unpriced or 0),
+                tokens_last_minute=int(tokens or 0),
+                oldest_token_record=oldest,
+            )
+
+    def admit(self, fingerprint: str, per_minute: int, now: datetime | None = None) -> float:
+        """Count one request against `per_minute`: 0.0 when admitted, else the seconds
+        until the oldest admission of the last minute expires (the Retry-After)."""
+        now = now or utcnow()
+        with self.store.session() as session:
+            # Serialises admissions of one key across instances (PostgreSQL; SQLite has
+            # one writer at a time anyway and the caller serialises within a process).
+            session.scalars(
+                select(ApiKey.id).where(ApiKey.fingerprint == fingerprint).with_for_update()
+            ).first()
+            session.execute(
+                delete(KeyAdmission).where(
+                    KeyAdmission.fingerprint == fingerprint, KeyAdmission.at < now - WINDOW
+                )
+            )
+            count, oldest = session.execute(
+                select(func.count(), func.min(KeyAdmission.at)).where(
+                    KeyAdmission.fingerprint == fingerprint
+                )
+            ).one()
+            if count >= per_minute and oldest is not None:
+                return max(0.001, (oldest + WINDOW - now).total_seconds())
+            session.add(KeyAdmission(fingerprint=fingerprint, at=now))
+            return 0.0

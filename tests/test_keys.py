@@ -1,0 +1,284 @@
+"""API keys with their own limits (issue #14, operations item 1), through the real server.
+
+Keys are created with the real CLI (`signoria keys create`) in a real SQLite file (and a
+throwaway PostgreSQL cluster for two instances), and every limit is checked through
+`signoria serve` on 127.0.0.1 with httpx and the official `openai` client. The experts
+are `scripted` with a price (fault injection: known costs), so spend is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.keys import KeyLimits, KeyStore, key_fingerprint
+from signoria.orchestrator.storage.schema import Item, ModelCall, utcnow
+from signoria.orchestrator.storage.store import StorageError
+from tests.conftest import ROOT
+from tests.server_process import SIGNORIA, RunningServer, running_server, server_env
+
+PRICE = 100.0  # USD per 1M tokens: 1e-4 a token, so a request costs about 5e-4
+CONFIG = f"""
+default_pipeline: quick
+models:
+  fixed: {{backend: scripted, answer: "forty two", input_price: {PRICE}, output_price: {PRICE}}}
+  other: {{backend: scripted, answer: "other", input_price: {PRICE}, output_price: {PRICE}}}
+pipelines:
+  quick:
+    router: {{name: fixed, experts: [fixed]}}
+    aggregator: first
+    limits: {{max_tokens: 8, retries: 0}}
+  elsewhere:
+    router: {{name: fixed, experts: [other]}}
+    aggregator: first
+    limits: {{max_tokens: 8, retries: 0}}
+"""
+HI = [{"role": "user", "content": "hi"}]
+
+
+def keys_cli(*args: str, db: str) -> dict[str, object]:
+    done = subprocess.run(
+        [SIGNORIA, "keys", *args, "--db", db, "--json"],
+        capture_output=True,
+        text=True,
+        env=server_env(None),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    parsed: dict[str, object] = json.loads(done.stdout)
+    return parsed
+
+
+def create_key(db: str, name: str, *flags: str) -> str:
+    key = keys_cli("create", name, *flags, db=db)["key"]
+    assert isinstance(key, str) and key.startswith("sk-signoria-")
+    return key
+
+
+def post(server: RunningServer, key: str | None, model: str = "signoria/quick") -> httpx.Response:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        json={"model": model, "messages": HI},
+        headers=headers,
+        timeout=30,
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "keys.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+# The store, without a server.
+
+
+def test_keys_are_stored_as_fingerprints_and_revoked_by_name(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    keys = KeyStore(store)
+    assert not keys.any_keys()
+    secret, record = keys.create("team-a", KeyLimits(requests_per_minute=5))
+    assert keys.any_keys() and record.fingerprint == key_fingerprint(secret)
+    assert secret not in json.dumps([r.__dict__ for r in keys.records()], default=str)
+    with pytest.raises(StorageError, match="a key named 'team-a' exists"):
+        keys.create("team-a", KeyLimits())
+    assert keys.revoke("team-a").revoked_at is not None
+    assert keys.find(record.fingerprint) is not None and not keys.find(record.fingerprint).active
+    with pytest.raises(StorageError, match="no key named 'ghost'"):
+        keys.revoke("ghost")
+    store.close()
+
+
+def test_admissions_count_one_minute_and_say_when_to_retry(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    keys = KeyStore(store)
+    _, record = keys.create("r", KeyLimits(requests_per_minute=2))
+    now = utcnow()
+    assert keys.admit(record.fingerprint, 2, now) == 0.0
+    assert keys.admit(record.fingerprint, 2, now + timedelta(seconds=10)) == 0.0
+    assert keys.admit(record.fingerprint, 2, now + timedelta(seconds=15)) == pytest.approx(45)
+    # A minute after the first admission there is room again.
+    assert keys.admit(record.fingerprint, 2, now + timedelta(seconds=61)) == 0.0
+    store.close()
+
+
+def test_a_bad_limit_names_the_flag(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [SIGNORIA, "keys", "create", "x", "--rpm", "0", "--db", f"sqlite:///{tmp_path / 'k.db'}"],
+        capture_output=True,
+        text=True,
+        env=server_env(None),
+    )
+    assert done.returncode == 2 and "--rpm" in done.stderr
+
+
+# Through the real server.
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, str, dict[str, str]]]:
+    """A server on a database that holds keys (and an operator key in the environment)."""
+    root = tmp_path_factory.mktemp("keyed")
+    db = f"sqlite:///{root / 'keys.db'}"
+    keys = {
+        "plain": create_key(db, "plain"),
+        "quick-only": create_key(db, "quick-only", "--pipeline", "quick"),
+        "broke": create_key(db, "broke", "--budget-day", "0"),
+        "budget": create_key(db, "budget", "--budget-day", "0.002"),
+        "rpm": create_key(db, "rpm", "--rpm", "3"),
+        "tpm": create_key(db, "tpm", "--tpm", "2"),
+        "doomed": create_key(db, "doomed"),
+    }
+    with running_server(
+        "-c", str(config), "--db", db, log=root / "server.log", api_keys="operator-key"
+    ) as server:
+        yield server, db, keys
+
+
+def test_database_keys_turn_authentication_on(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, _, keys = keyed
+    assert post(server, None).status_code == 401
+    assert post(server, "sk-signoria-made-up").status_code == 401
+    assert post(server, keys["plain"]).status_code == 200
+    assert post(server, "operator-key").status_code == 200  # the environment's keys too
+
+
+def test_a_key_calls_only_its_allowed_models(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, _, keys = keyed
+    refused = post(server, keys["quick-only"], "signoria/elsewhere")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "model_not_allowed"
+    assert "quick" in refused.json()["error"]["message"]
+    assert post(server, keys["quick-only"], "other").status_code == 403  # no raw experts listed
+    assert post(server, keys["quick-only"]).status_code == 200
+    listed = httpx.get(
+        f"{server.base_url}/v1/models",
+        headers={"Authorization": f"Bearer {keys['quick-only']}"},
+    ).json()
+    assert [m["id"] for m in listed["data"]] == ["signoria/quick"]
+
+
+def test_a_spent_budget_is_a_402_the_openai_client_does_not_retry(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, _, keys = keyed
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=keys["broke"], max_retries=3)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="signoria/quick", messages=HI)  # type: ignore[arg-type]
+    assert caught.value.status_code == 402
+    assert caught.value.code == "key_budget_exhausted"
+    assert time.monotonic() - started < 2.0  # not retried with back-off
+
+
+def test_spend_is_taken_from_recorded_calls_and_never_exceeds_the_budget(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, db, keys = keyed
+    statuses = [post(server, keys["budget"]).status_code for _ in range(8)]
+    assert statuses[:2] == [200, 200] and statuses[-1] == 402
+    assert set(statuses) == {200, 402}
+    listed = keys_cli("list", db=db)["keys"]
+    assert isinstance(listed, list)
+    spent = next(k for k in listed if k["name"] == "budget")["spend_day_usd"]
+    store = Store.open(db)
+    with store.session() as session:
+        calls = session.scalars(
+            select(ModelCall)
+            .join(Item, ModelCall.item_id == Item.id)
+            .where(Item.client == key_fingerprint(keys["budget"]))
+        ).all()
+        recorded = sum(c.cost or 0.0 for c in calls)
+    store.close()
+    assert spent == pytest.approx(recorded) and 0 < spent <= 0.002
+
+
+def test_requests_per_minute_are_a_429_with_retry_after(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, _, keys = keyed
+    responses = [post(server, keys["rpm"]) for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert 1 <= int(responses[-1].headers["Retry-After"]) <= 60
+    assert responses[-1].json()["error"]["type"] == "rate_limit_error"
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=keys["rpm"], max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="signoria/quick", messages=HI)  # type: ignore[arg-type]
+
+
+def test_tokens_per_minute_count_recorded_tokens(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, _, keys = keyed
+    assert post(server, keys["tpm"]).status_code == 200  # 3 tokens, over the 2 a minute
+    refused = post(server, keys["tpm"])
+    assert refused.status_code == 429 and "tokens per minute" in refused.json()["error"]["message"]
+
+
+def test_a_revoked_key_stops_working_within_seconds(
+    keyed: tuple[RunningServer, str, dict[str, str]],
+) -> None:
+    server, db, keys = keyed
+    assert post(server, keys["doomed"]).status_code == 200
+    keys_cli("revoke", "doomed", db=db)
+    time.sleep(2.5)  # the server's key cache lives 2 s
+    assert post(server, keys["doomed"]).status_code == 401
+
+
+def test_public_bind_is_allowed_once_the_database_holds_keys(config: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'public.db'}"
+    cmd = [SIGNORIA, "serve", "-c", str(config), "--db", db, "--host", "0.0.0.0"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=server_env(None))
+    assert refused.returncode == 2 and "signoria keys create" in refused.stderr
+    key = create_key(db, "first")
+    args = ("-c", str(config), "--db", db, "--host", "0.0.0.0")
+    with running_server(*args, log=tmp_path / "public.log") as server:
+        assert post(server, None).status_code == 401
+        assert post(server, key).status_code == 200
+
+
+# Two instances, one PostgreSQL database: one limit.
+
+
+def test_two_instances_enforce_one_rate_limit(
+    postgres_url: str, config: Path, tmp_path: Path
+) -> None:
+    key = create_key(postgres_url, "shared", "--rpm", "6")
+    with (
+        running_server("-c", str(config), "--db", postgres_url, log=tmp_path / "a.log") as a,
+        running_server("-c", str(config), "--db", postgres_url, log=tmp_path / "b.log") as b,
+    ):
+
+        async def burst() -> list[int]:
+            headers = {"Authorization": f"Bearer {key}"}
+            body = {"model": "signoria/quick", "messages": HI}
+            async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+                posts = [
+                    client.post(f"{server.base_url}/v1/chat/completions", json=body)
+                    for server in (a, b)
+                    for _ in range(5)
+                ]
+                return [r.status_code for r in await asyncio.gather(*posts)]
+
+        statuses = asyncio.run(burst())
+    assert sorted(statuses) == [200] * 6 + [429] * 4
