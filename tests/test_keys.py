@@ -224,6 +224,11 @@ def test_requests_per_minute_are_a_429_with_retry_after(
     client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=keys["rpm"], max_retries=0)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="signoria/quick", messages=HI)  # type: ignore[arg-type]
+    # Refusals at the door are in /metrics with their status.
+    scraped = httpx.get(
+        f"{server.base_url}/metrics", headers={"Authorization": "Bearer operator-key"}
+    ).text
+    assert 'signoria_requests_total{model="signoria/quick",status="429"} 2.0' in scraped
 
 
 def test_tokens_per_minute_count_recorded_tokens(

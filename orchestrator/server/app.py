@@ -12,7 +12,6 @@ queue per model inside the llama.cpp runtime), bounded by `max_concurrent` in fl
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from signoria.errors import SignoriaError
 from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.pipeline import PipelineFailed
 from signoria.orchestrator.result import AskResult
-from signoria.orchestrator.sdk import Orchestrator, TargetKind
+from signoria.orchestrator.sdk import Orchestrator
 from signoria.orchestrator.server.auth import api_key_dependency
+from signoria.orchestrator.server.catalog import Catalog, Target
 from signoria.orchestrator.server.errors import (
     RATE_LIMIT,
     SERVER,
@@ -38,6 +38,7 @@ from signoria.orchestrator.server.errors import (
 )
 from signoria.orchestrator.server.feedback import add_feedback_route
 from signoria.orchestrator.server.keys import KeyGate
+from signoria.orchestrator.server.metrics import CONTENT_TYPE, ServerMetrics
 from signoria.orchestrator.server.origin import install_browser_guards
 from signoria.orchestrator.server.preload import Preloader
 from signoria.orchestrator.server.recording import RECORDED_HEADER, Recorder
@@ -53,7 +54,6 @@ from signoria.orchestrator.server.schemas import (
     ChatCompletionRequest,
     ErrorResponse,
     Health,
-    ModelInfo,
     ModelList,
     ModelObject,
     RecordingHealth,
@@ -64,75 +64,9 @@ from signoria.orchestrator.storage.keys import KeyStore
 if TYPE_CHECKING:
     from signoria.orchestrator.storage import Store
 
-PIPELINE_PREFIX = "signoria/"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 500, 503, 504)
 }
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a model id resolved to."""
-
-    kind: TargetKind
-    name: str
-
-
-class Catalog:
-    """Model ids <-> the orchestrator's pipelines and experts."""
-
-    def __init__(self, orchestrator: Orchestrator) -> None:
-        self.orchestrator = orchestrator
-        self.created = int(time.time())
-
-    def expert_names(self) -> list[str]:
-        return list(self.orchestrator.pool)
-
-    def resolve(self, model_id: str) -> Target | None:
-        name = model_id.removeprefix(PIPELINE_PREFIX)
-        if self.orchestrator.kind(name) == "pipeline":
-            return Target("pipeline", name)
-        if self.orchestrator.kind(model_id) == "expert":
-            return Target("expert", model_id)
-        return None
-
-    def kind_and_name(self, model_id: str) -> tuple[str, str]:
-        target = self.require(model_id)
-        return target.kind, target.name
-
-    def require(self, model_id: str) -> Target:
-        target = self.resolve(model_id)
-        if target is None:
-            raise ApiError(
-                404,
-                f"model {model_id!r} does not exist; GET /v1/models lists the ids",
-                param="model",
-                code="model_not_found",
-            )
-        return target
-
-    def model(self, model_id: str, target: Target) -> ModelObject:
-        if target.kind == "pipeline":
-            spec = self.orchestrator.config.pipelines[target.name]
-            limits, description, system = spec.limits, spec.description, spec.system
-        else:
-            card = self.orchestrator.pool.card(target.name)
-            description, system = card.description or card.backend or "", None
-            limits = self.orchestrator.pipeline(target.name).limits
-        info = ModelInfo(
-            kind=target.kind,
-            description=description,
-            system_prompt=system,
-            rewrites_messages=system is not None,
-            max_tokens=limits.max_tokens,
-            max_tokens_cap=limits.max_tokens_cap,
-        )
-        return ModelObject(id=model_id, created=self.created, signoria=info)
-
-    def models(self) -> list[ModelObject]:
-        ids = [PIPELINE_PREFIX + p for p in self.orchestrator.pipelines]
-        ids += self.expert_names()
-        return [self.model(i, self.require(i)) for i in ids]
 
 
 class InFlight:
@@ -143,8 +77,7 @@ class InFlight:
         self.limit = limit
         self.count = 0
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def enter(self) -> None:
         if self.count >= self.limit:
             raise ApiError(
                 429,
@@ -154,10 +87,9 @@ class InFlight:
                 headers={"Retry-After": "1"},
             )
         self.count += 1
-        try:
-            yield
-        finally:
-            self.count -= 1
+
+    def leave(self) -> None:
+        self.count -= 1
 
 
 @dataclass
@@ -204,6 +136,7 @@ def create_app(
     if problem:
         raise ServerConfigError(problem)
     keys = KeyGate()
+    metrics = ServerMetrics(orchestrator.health.states)
     catalog = Catalog(orchestrator)
     gate = InFlight(settings.max_concurrent)
     served = Served()
@@ -259,27 +192,34 @@ def create_app(
         query = next(m.content for m in reversed(messages) if m.role == "user")
         result: AskResult | None = None
         error: str | None = None
+        status = 500
         headers = {"X-Request-Id": completion_id}
         served.requests += 1
+        metrics.in_flight.inc()
         try:
             result = await _execute(orchestrator, body, target, messages, limits)
             # The record keeps the answer the client got; the trace keeps the full text.
             result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
+            status = 200
             return result, headers
         except PipelineFailed as exc:
             result, error = exc.result, str(exc)
-            raise _tagged(pipeline_error(exc), headers) from None
+            failure = pipeline_error(exc)
+            status = failure.status
+            raise _tagged(failure, headers) from None
         except SignoriaError as exc:
-            error = str(exc)
+            error, status = str(exc), 503
             unavailable = ApiError(503, error, type=SERVER, code="expert_unavailable")
             raise _tagged(unavailable, headers) from None
         except asyncio.CancelledError:
-            error = "cancelled before the pipeline finished"
+            error, status = "cancelled before the pipeline finished", 499
             raise
         except Exception as exc:  # a bug: recorded here, a generic 500 for the client
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            metrics.in_flight.dec()
+            metrics.observe(body.model, status, result)
             if error is not None:
                 served.failed += 1
             if recorder is not None and not await recorder.record(
@@ -313,10 +253,17 @@ def create_app(
         messages = to_messages(body, settings)
         limits = request_limits(body, settings)
         target = catalog.require(body.model)
-        limits = await keys.admit(client, target.kind, target.name, limits)
+        try:
+            limits = await keys.admit(client, target.kind, target.name, limits)
+            gate.enter()
+        except ApiError as refused:  # the key's limits or the in-flight cap
+            metrics.observe(body.model, refused.status, None)
+            raise
         completion_id = new_completion_id()
-        async with gate.slot():
+        try:
             result, headers = await run(completion_id, body, target, messages, limits, client)
+        finally:
+            gate.leave()
         answer = result.answer
         if body.stream:
             return StreamingResponse(
@@ -344,6 +291,11 @@ def create_app(
     add_feedback_route(
         v1, lambda: None if recorder is None else recorder.store, require_key, _ERRORS
     )
+
+    @app.get("/metrics", dependencies=[Depends(require_key)], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics (text format), behind the same keys as the API."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/health", response_model=Health, response_model_exclude_none=True)
     async def health() -> Health:
