@@ -49,7 +49,7 @@ $(STAMPS)/models: $(STAMPS)/venv requirements/models.txt
 	@touch $@
 
 $(STAMPS)/project: $(STAMPS)/llama $(STAMPS)/models pyproject.toml
-	$(PIP) install -e ".[local,routers,dev]"
+	$(PIP) install -e ".[local,routers,otel,dev]"
 	@touch $@
 
 # The Ray executor's extra: the suite tests it on a local cluster; the demo does not need it.

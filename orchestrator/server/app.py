@@ -59,9 +59,12 @@ from signoria.orchestrator.server.schemas import (
     RecordingHealth,
 )
 from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
+from signoria.orchestrator.server.tracing import RequestTracer
 from signoria.orchestrator.storage.keys import KeyStore
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from signoria.orchestrator.storage import Store
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -126,17 +129,22 @@ def _tagged(error: ApiError, headers: dict[str, str]) -> ApiError:
 
 
 def create_app(
-    orchestrator: Orchestrator, settings: ServerSettings, store: Store | None = None
+    orchestrator: Orchestrator,
+    settings: ServerSettings,
+    store: Store | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The app for `orchestrator`. It owns the orchestrator from here on and closes it at
     shutdown. Requests are recorded when `settings.record` is set (the store at
     `settings.db_url` is opened at startup) or when an open `store` is passed in (the
-    caller keeps ownership of it)."""
+    caller keeps ownership of it). With an OpenTelemetry `tracer_provider`, each request
+    is also written as a span tree (tracing.py; the caller keeps the provider)."""
     problem = settings.exposure_problem(db_keys=store is not None and KeyStore(store).any_keys())
     if problem:
         raise ServerConfigError(problem)
     keys = KeyGate()
     metrics = ServerMetrics(orchestrator.health.states)
+    tracer = None if tracer_provider is None else RequestTracer(tracer_provider)
     catalog = Catalog(orchestrator)
     gate = InFlight(settings.max_concurrent)
     served = Served()
@@ -220,6 +228,8 @@ def create_app(
         finally:
             metrics.in_flight.dec()
             metrics.observe(body.model, status, result)
+            if tracer is not None:
+                tracer.export(completion_id, body.model, status, result, error)
             if error is not None:
                 served.failed += 1
             if recorder is not None and not await recorder.record(

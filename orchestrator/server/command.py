@@ -89,6 +89,14 @@ def serve(
             "200 at once; a first call waits for its model's load).",
         ),
     ] = False,
+    otel: Annotated[
+        bool,
+        typer.Option(
+            "--otel",
+            help="Export each request's spans over OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT "
+            "(needs signoria[otel]).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve pipelines and experts over an OpenAI-compatible REST API.
@@ -143,9 +151,14 @@ def serve(
         if problem:
             store.close()
             raise ServerConfigError(problem)
+    provider = None
     try:
+        if otel:
+            from signoria.orchestrator.server.tracing import otlp_provider
+
+            provider = otlp_provider()
         orchestrator = Orchestrator.from_config(config)
-        app = create_app(orchestrator, settings, store)
+        app = create_app(orchestrator, settings, store, provider)
         preload_backends(spec.backend for spec in orchestrator.config.models.values())
         # Everything imported and built so far lives as long as the process. Left to the
         # collector, each full collection walks it all (torch, sklearn, the routers):
@@ -155,6 +168,8 @@ def serve(
         gc.freeze()
         serve_http(app, settings, log_level=log_level, log_config=_log_config())
     finally:
+        if provider is not None:
+            provider.shutdown()  # flushes the spans still batched
         if store is not None:
             store.close()
 
