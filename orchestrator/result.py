@@ -93,6 +93,9 @@ class AskResult(BaseModel):
     # the pipeline's default): a request held to a lower cap shows both.
     max_tokens: int | None = None
     max_tokens_requested: int | None = None
+    # Set when the answer was replayed from the server's response cache: the request that
+    # computed it. A replay makes no calls and costs 0.
+    cached_from: str | None = None
 
     @property
     def finish_reason(self) -> FinishReason:

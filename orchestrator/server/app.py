@@ -28,6 +28,7 @@ from signoria.orchestrator.pipeline import PipelineFailed
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.sdk import Orchestrator
 from signoria.orchestrator.server.auth import api_key_dependency
+from signoria.orchestrator.server.cache import CACHE_HEADER, ResponseCache
 from signoria.orchestrator.server.catalog import Catalog, Target
 from signoria.orchestrator.server.errors import (
     RATE_LIMIT,
@@ -145,6 +146,9 @@ def create_app(
     keys = KeyGate()
     metrics = ServerMetrics(orchestrator.health.states)
     tracer = None if tracer_provider is None else RequestTracer(tracer_provider)
+    cache = None
+    if settings.cache_ttl_s is not None:
+        cache = ResponseCache(orchestrator, settings.cache_ttl_s, settings.cache_shared)
     catalog = Catalog(orchestrator)
     gate = InFlight(settings.max_concurrent)
     served = Served()
@@ -164,6 +168,8 @@ def create_app(
             }
             recorder = await Recorder.start(store, settings.db_url, run_config)
             keys.bind(KeyStore(recorder.store))
+            if cache is not None:
+                cache.bind(recorder.store)
         try:
             yield
         finally:
@@ -194,8 +200,9 @@ def create_app(
         limits: RequestLimits,
         client: str | None,
     ) -> tuple[AskResult, dict[str, str]]:
-        """The result and the response headers; `X-Signoria-Recorded: false` is added when
-        the record write failed, on an answer or an error alike."""
+        """The result (computed, or replayed from the cache) and the response headers;
+        `X-Signoria-Recorded: false` is added when the record write failed, on an answer
+        or an error alike."""
         stops = body.stops()
         query = next(m.content for m in reversed(messages) if m.role == "user")
         result: AskResult | None = None
@@ -204,10 +211,17 @@ def create_app(
         headers = {"X-Request-Id": completion_id}
         served.requests += 1
         metrics.in_flight.inc()
+        key = None if cache is None else cache.key(body, target.kind, target.name, client)
         try:
-            result = await _execute(orchestrator, body, target, messages, limits)
-            # The record keeps the answer the client got; the trace keeps the full text.
-            result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
+            result = None if key is None or cache is None else await cache.lookup(key)
+            if result is None:
+                result = await _execute(orchestrator, body, target, messages, limits)
+                # The record keeps the answer the client got; the trace keeps the full text.
+                result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
+                if key is not None and cache is not None:
+                    await cache.save(key, completion_id, result)
+            if key is not None:
+                headers[CACHE_HEADER] = "miss" if result.cached_from is None else "hit"
             status = 200
             return result, headers
         except PipelineFailed as exc:

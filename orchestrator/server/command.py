@@ -89,6 +89,18 @@ def serve(
             "200 at once; a first call waits for its model's load).",
         ),
     ] = False,
+    cache_ttl: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Replay the answer of a deterministic request (temperature 0 or a seed) "
+            "asked again within this many seconds, at no cost (default: no cache).",
+        ),
+    ] = None,
+    cache_shared: Annotated[
+        bool,
+        typer.Option("--cache-shared", help="Let cached answers reach other API keys."),
+    ] = False,
     otel: Annotated[
         bool,
         typer.Option(
@@ -128,6 +140,8 @@ def serve(
             "db_url": db,
             "config_source": None if config is None else str(config),
             "lazy": lazy,
+            "cache_ttl_s": cache_ttl,
+            "cache_shared": cache_shared,
             **{key: value for key, value in caps.items() if value is not None},
         }
     )

@@ -75,6 +75,7 @@ def trace_of(result: AskResult) -> SignoriaTrace:
         truncated=result.truncated,
         max_tokens_applied=result.max_tokens,
         max_tokens_requested=result.max_tokens_requested,
+        cached_from=result.cached_from,
     )
 
 

@@ -211,6 +211,8 @@ class SignoriaTrace(BaseModel):
     truncated: bool = False
     max_tokens_applied: int | None = None
     max_tokens_requested: int | None = None
+    # The request whose answer this replays from the response cache (no calls, cost 0).
+    cached_from: str | None = None
 
 
 class ChatCompletion(BaseModel):

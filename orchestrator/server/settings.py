@@ -84,6 +84,11 @@ class ServerSettings(BaseModel):
     # any host otherwise (keys are then required). CORS is off unless origins are given.
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    # The response cache (cache.py): off unless a TTL is given; per key unless shared.
+    cache_ttl_s: float | None = Field(
+        default=None, gt=0, description="seconds a deterministic answer is replayed"
+    )
+    cache_shared: bool = Field(default=False, description="replay across API keys")
     # Load the configured local models at startup (see preload.py) unless lazy.
     lazy: bool = Field(default=False, description="load local models on first use only")
 
@@ -138,6 +143,8 @@ class ServerSettings(BaseModel):
                     "max_connections",
                     "allowed_hosts",
                     "cors_origins",
+                    "cache_ttl_s",
+                    "cache_shared",
                 }
             ),
         }

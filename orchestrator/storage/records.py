@@ -89,6 +89,7 @@ class ItemRecord(_Record):
     pipeline: str | None = None
     feedback: FeedbackRecord | None = None
     finish_reason: str | None = None
+    cached_from: str | None = None
 
 
 class RunRecord(_Record):

@@ -62,6 +62,8 @@ class Item(Base):
     client: Mapped[str | None] = mapped_column(String(64))
     # The answer's finish reason ("length": cut at max_tokens), for truncation reports.
     finish_reason: Mapped[str | None] = mapped_column(String(16))
+    # A served answer replayed from the response cache: the request that computed it.
+    cached_from: Mapped[str | None] = mapped_column(String(64))
 
     run: Mapped[Run] = relationship(back_populates="items")
     calls: Mapped[list[ModelCall]] = relationship(
@@ -199,6 +201,22 @@ class KeyAdmission(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CachedResponse(Base):
+    """A deterministic request's result, replayed to the same request until it expires.
+
+    `key` hashes the pipeline's version (its config and its experts'), the request and,
+    unless the cache is shared, the key that asked; `request_id` is who computed it.
+    """
+
+    __tablename__ = "response_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class RunMetric(Base):

@@ -286,6 +286,7 @@ class Store:
             cost=None if result is None else result.cost,
             latency_s=None if result is None else result.latency_s,
             finish_reason=None if result is None or error else result.finish_reason,
+            cached_from=None if result is None else result.cached_from,
         )
         if result is not None:
             _attach_trace(item, result)
