@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from signoria.agents.pricing import call_cost, total_cost
+from signoria.agents.streaming import stream_started
 from signoria.agents.types import (
     Completion,
     Expert,
@@ -183,7 +184,8 @@ class CallRunner:
                 breaker.failure()
             elif breaker is not None:
                 breaker.success()  # a refusal (4xx) proves the provider is up
-            if exc.retryable:
+            # A call whose answer the client already started reading cannot start over.
+            if exc.retryable and not stream_started():
                 raise _Retryable(failed, exc.retry_after_s) from exc
             return failed
         except Exception as exc:  # a backend bug must cost one call, not the whole request

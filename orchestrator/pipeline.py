@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from signoria.agents.streaming import final_call, stream_started
 from signoria.agents.types import Completion, Expert, GenerationParams, Message
 from signoria.errors import SignoriaError
 from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
@@ -119,6 +120,9 @@ class Pipeline:
         orchestrator's); without it, every expert is called as if healthy.
         """
         request = await self.start(prompt, pool, overrides=overrides, health=health)
+        if len(request.assignments) == 1 and getattr(self.aggregator, "passes_through", False):
+            with final_call():  # the one expert's text is the answer: it may stream
+                return await self.finish(request, [await self.answer(request, 0)])
         slots = range(len(request.assignments))
         completions = await asyncio.gather(*(self.answer(request, slot) for slot in slots))
         return await self.finish(request, completions)
@@ -191,6 +195,6 @@ class Pipeline:
         )
         completion = await runner.call(assignment.expert, messages, params, slot=slot)
         fallback = runner.limits.fallback
-        if completion.ok or fallback is None or fallback == assignment.expert:
-            return completion
+        if completion.ok or fallback is None or fallback == assignment.expert or stream_started():
+            return completion  # (a fallback cannot continue an answer already streaming)
         return await runner.call(fallback, messages, params, role="fallback", slot=slot)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.agents.pricing import call_cost
 from signoria.agents.sources import EmbeddedSource, HubSource, ModelSource, PathSource, resolve
+from signoria.agents.streaming import AnswerStream, active_stream
 from signoria.agents.types import (
     Availability,
     Completion,
@@ -238,6 +239,7 @@ class LlamaCppExpert:
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         cancel = threading.Event()
+        stream = active_stream()
 
         def complete(llama: Any) -> dict[str, Any]:
             import numpy as np
@@ -257,16 +259,19 @@ class LlamaCppExpert:
                 # Reusing the KV cache of a previous prompt changes the logits in the last
                 # bits, enough to change a sample: reset so a seed means the same answer.
                 llama.reset()
-            result: dict[str, Any] = llama.create_chat_completion(
-                messages=[m.model_dump() for m in messages],
-                max_tokens=params.max_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                seed=params.seed,
-                stop=list(params.stop) or None,
-                logits_processor=LogitsProcessorList([end_when_cancelled]),
-            )
-            return result
+            arguments: dict[str, Any] = {
+                "messages": [m.model_dump() for m in messages],
+                "max_tokens": params.max_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "seed": params.seed,
+                "stop": list(params.stop) or None,
+                "logits_processor": LogitsProcessorList([end_when_cancelled]),
+            }
+            if stream is None:
+                result: dict[str, Any] = llama.create_chat_completion(**arguments)
+                return result
+            return _streamed(llama, llama.create_chat_completion(**arguments, stream=True), stream)
 
         started = time.time()
         t0 = time.perf_counter()
@@ -301,6 +306,30 @@ class LlamaCppExpert:
 
     async def aclose(self) -> None:
         return None
+
+
+def _streamed(llama: Any, chunks: Any, stream: AnswerStream) -> dict[str, Any]:
+    """Send each piece as llama.cpp writes it; the result in the one-piece call's shape.
+
+    Streamed chunks carry no usage: the completion is counted by tokenizing its text, the
+    prompt from the tokens llama.cpp holds afterwards (prompt + completion, less the last
+    token, which is sampled but never evaluated).
+    """
+    text, finish = [], None
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        piece = choice["delta"].get("content") or ""
+        if piece:
+            text.append(piece)
+            stream.write(piece)
+        finish = choice.get("finish_reason") or finish
+    content = "".join(text)
+    tokens_out = len(llama.tokenize(content.encode(), add_bos=False, special=False))
+    tokens_in = max(1, llama.n_tokens + 1 - tokens_out)
+    return {
+        "choices": [{"message": {"content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out},
+    }
 
 
 def build_expert(card: ModelCard, options: LlamaCppOptions, context: Any) -> LlamaCppExpert:

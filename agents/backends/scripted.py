@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import string
 import time
 from typing import Literal
@@ -15,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.agents.pricing import call_cost
+from signoria.agents.streaming import active_stream
 from signoria.agents.types import (
     Availability,
     Completion,
@@ -26,6 +28,9 @@ from signoria.agents.types import (
 )
 
 Behaviour = Literal["answer", "hang", "error", "garbage", "echo"]
+
+# A word with the whitespace before it: what one streamed piece of a scripted answer is.
+_PIECES = re.compile(r"\s*\S+")
 
 
 class ScriptedBehaviour(BaseModel):
@@ -51,6 +56,11 @@ class ScriptedBehaviour(BaseModel):
     # An honest provider: an answer longer than max_tokens (a word a token) is cut there
     # and says finish_reason "length", as a real model stopped by its limit does.
     stop_at_max_tokens: bool = False
+    # Generation speed: this many seconds per word after `latency_s` (the time to the first
+    # token); a streamed call sends each word as it is "written".
+    token_latency_s: float = Field(default=0.0, ge=0.0)
+    # A stream that breaks: after this many words were sent, the call fails (retryably).
+    fail_after_words: int | None = Field(default=None, ge=0)
     # A slow load before the first answer (a local model reading its weights): taken once,
     # shared by concurrent callers, and going on when a waiting caller gives up.
     load_s: float = Field(default=0.0, ge=0.0)
@@ -112,6 +122,7 @@ class ScriptedExpert:
         text, finish = self._text(messages, params), "stop"
         if b.stop_at_max_tokens and len(text.split()) > params.max_tokens:
             text, finish = " ".join(text.split()[: params.max_tokens]), "length"
+        await self._write(text)
         tokens_out = _count(text) if b.report_tokens_out is None else b.report_tokens_out
         usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=tokens_out)
         cost = call_cost(self._card, usage.tokens_in, usage.tokens_out)
@@ -124,6 +135,21 @@ class ScriptedExpert:
             started_at=started,
             finish_reason=finish,
         )
+
+    async def _write(self, text: str) -> None:
+        """Take the generation time, word by word into the answer stream when there is one."""
+        b = self._behaviour
+        stream = active_stream()
+        if stream is None:
+            if b.token_latency_s:
+                await asyncio.sleep(b.token_latency_s * len(text.split()))
+            return
+        for sent, piece in enumerate(_PIECES.findall(text)):
+            if b.fail_after_words is not None and sent >= b.fail_after_words:
+                raise ExpertError(f"{self._card.name}: stream broken", retryable=True)
+            if b.token_latency_s:
+                await asyncio.sleep(b.token_latency_s)
+            stream.write(piece)
 
     def _text(self, messages: list[Message], params: GenerationParams) -> str:
         b = self._behaviour

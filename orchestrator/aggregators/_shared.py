@@ -87,7 +87,7 @@ async def synthesize_texts(
     notes: Mapping[int, str] | None = None,
     guidance: str = "",
 ) -> Completion:
-    return await ctx.call(
+    return await ctx.call_final(
         model, synthesis_messages(query, texts, notes=notes, guidance=guidance), params
     )
 

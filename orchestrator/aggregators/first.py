@@ -20,6 +20,10 @@ class FirstParams(BaseModel):
 
 
 class FirstAnswer:
+    # The answer is an expert's text as it is: with one routed expert, that expert's call
+    # is the final answer and streams (orchestrator/pipeline.py).
+    passes_through = True
+
     def __init__(self, params: FirstParams) -> None:
         self.params = params
 

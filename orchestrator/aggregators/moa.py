@@ -86,7 +86,7 @@ class MixtureOfAgents:
             texts, rounds = answers, rounds + 1
         params = generation(ctx, p.max_tokens, p.aggregator_temperature, seed=p.seed)
         model = routed_model(ctx, p.aggregator, p.routed)
-        final = await ctx.call(model, reference_messages(chat, texts), params)
+        final = await ctx.call_final(model, reference_messages(chat, texts), params)
         # Without a usable final call, the first answer of the last layer stands in.
         fallback = (ok[0] if rounds == 1 else None, texts[0])
         return synthesized("moa", final, completions, ok, fallback, rounds=rounds, errors=errors)

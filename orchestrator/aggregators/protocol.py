@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from signoria.agents.streaming import final_call
 from signoria.agents.types import Completion, Expert, GenerationParams, Message, ModelCard
 from signoria.orchestrator.result import Aggregate
 from signoria.routers.protocol import RoutingDecision
@@ -32,6 +33,14 @@ class AggregationContext:
     routing: RoutingDecision | None = None
     messages: tuple[Message, ...] = ()
     ask: AskExpert | None = None
+
+    async def call_final(
+        self, name: str, messages: list[Message], params: GenerationParams
+    ) -> Completion:
+        """The call whose text is the final answer: it streams to a client that asked for
+        a stream (agents/streaming.py); every other call generates in one piece."""
+        with final_call():
+            return await self.call(name, messages, params)
 
     def card(self, name: str) -> ModelCard:
         """A model's card (context length, prices), e.g. to fit a prompt to its context."""

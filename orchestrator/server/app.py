@@ -60,6 +60,7 @@ from signoria.orchestrator.server.schemas import (
     RecordingHealth,
 )
 from signoria.orchestrator.server.settings import ServerConfigError, ServerSettings
+from signoria.orchestrator.server.streaming import live_stream
 from signoria.orchestrator.server.tracing import RequestTracer
 from signoria.orchestrator.storage.keys import KeyStore
 
@@ -284,10 +285,17 @@ def create_app(
             metrics.observe(body.model, refused.status, None)
             raise
         completion_id = new_completion_id()
-        try:
-            result, headers = await run(completion_id, body, target, messages, limits, client)
-        finally:
-            gate.leave()
+
+        async def work() -> tuple[AskResult, dict[str, str]]:
+            try:
+                return await run(completion_id, body, target, messages, limits, client)
+            finally:
+                gate.leave()
+
+        if body.stream and not body.stops():
+            # As the answer is written (stop sequences need the whole answer to cut it).
+            return await live_stream(completion_id, body.model, work)
+        result, headers = await work()
         answer = result.answer
         if body.stream:
             return StreamingResponse(

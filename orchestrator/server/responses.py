@@ -1,8 +1,9 @@
-"""Turning an `AskResult` into OpenAI response shapes: a completion or a chunk stream.
+"""Turning an `AskResult` into OpenAI response shapes: a completion or chunk events.
 
-A pipeline aggregates before it answers, so the whole answer exists before the first
-byte is sent; streaming replays it in a few chunks for clients that only speak SSE,
-which is honest about what it is: the same text, not token-by-token generation.
+Where the final answer is written by one call that can stream (streaming.py), the events
+carry its pieces as they are generated; otherwise (votes, a cached replay, stop
+sequences) the answer exists whole before the first byte and is replayed in a few
+chunks, which is honest about what it is: the same text, not token-by-token generation.
 """
 
 from __future__ import annotations
@@ -104,25 +105,26 @@ def split_answer(text: str, max_chunks: int = MAX_STREAM_CHUNKS) -> list[str]:
     return ["".join(words[i : i + per_chunk]) for i in range(0, len(words), per_chunk)]
 
 
-def chunk_events(completion_id: str, model: str, answer: str, result: AskResult) -> Iterator[str]:
-    """The SSE lines of a streamed completion: role, content pieces, the final chunk with
-    finish_reason, usage and trace, then `[DONE]`."""
-    created = int(time.time())
+def sse(chunk: ChatCompletionChunk) -> str:
+    """One SSE event; `usage: null` mid-stream is what OpenAI sends, and the trace only
+    rides the last chunk."""
+    exclude = {"signoria"} if chunk.signoria is None else None
+    return f"data: {chunk.model_dump_json(exclude=exclude)}\n\n"
 
-    def event(chunk: ChatCompletionChunk) -> str:
-        # `usage: null` mid-stream is what OpenAI sends; the trace only rides the last.
-        exclude = {"signoria"} if chunk.signoria is None else None
-        return f"data: {chunk.model_dump_json(exclude=exclude)}\n\n"
 
-    def chunk(delta: dict[str, str]) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
+def delta_event(completion_id: str, created: int, model: str, delta: dict[str, str]) -> str:
+    return sse(
+        ChatCompletionChunk(
             id=completion_id, created=created, model=model, choices=[ChunkChoice(delta=delta)]
         )
+    )
 
-    yield event(chunk({"role": "assistant", "content": ""}))
-    for piece in split_answer(answer):
-        yield event(chunk({"content": piece}))
-    yield event(
+
+def final_event(
+    completion_id: str, created: int, model: str, answer: str, result: AskResult
+) -> str:
+    """The last chunk: finish_reason, usage and the trace."""
+    return sse(
         ChatCompletionChunk(
             id=completion_id,
             created=created,
@@ -132,4 +134,17 @@ def chunk_events(completion_id: str, model: str, answer: str, result: AskResult)
             signoria=trace_of(result),
         )
     )
-    yield "data: [DONE]\n\n"
+
+
+DONE = "data: [DONE]\n\n"
+
+
+def chunk_events(completion_id: str, model: str, answer: str, result: AskResult) -> Iterator[str]:
+    """The SSE lines of an answer that exists whole (a pipeline that cannot stream, a
+    cached replay): role, content pieces, the final chunk, then `[DONE]`."""
+    created = int(time.time())
+    yield delta_event(completion_id, created, model, {"role": "assistant", "content": ""})
+    for piece in split_answer(answer):
+        yield delta_event(completion_id, created, model, {"content": piece})
+    yield final_event(completion_id, created, model, answer, result)
+    yield DONE
