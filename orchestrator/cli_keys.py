@@ -41,8 +41,9 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it (once: only its fingerprint is stored)."""
+    from signoria.orchestrator.keylimits import KeyLimits
     from signoria.orchestrator.storage import Store
-    from signoria.orchestrator.storage.keys import KeyLimits, KeyStore
+    from signoria.orchestrator.storage.keys import KeyStore
 
     limits = KeyLimits(
         budget_day_usd=budget_day,

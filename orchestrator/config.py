@@ -22,6 +22,7 @@ from signoria.agents.pool import ModelSpec
 from signoria.agents.types import ModelCard
 from signoria.errors import ConfigError
 from signoria.orchestrator.aggregators.registry import AGGREGATORS
+from signoria.orchestrator.keylimits import KeyDeclaration
 from signoria.orchestrator.limits import Limits
 from signoria.orchestrator.resilience import BreakerSettings
 from signoria.registry import (
@@ -66,6 +67,9 @@ class SignoriaConfig(BaseModel):
     runtime: RuntimeSpec = RuntimeSpec()
     models: dict[str, ModelSpec]
     pipelines: dict[str, PipelineSpec]
+    # API keys with their own limits, the key itself read from an environment variable;
+    # `signoria serve` keeps the database's keys in step with these (orchestrator/keylimits.py).
+    keys: dict[str, KeyDeclaration] = Field(default_factory=dict)
 
 
 def home() -> Path:
@@ -173,6 +177,14 @@ def _check_references(config: SignoriaConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: default_pipeline: no pipeline named {config.default_pipeline!r}"
         )
+    for name, declared in config.keys.items():
+        for field, known in (("pipelines", config.pipelines), ("experts", config.models)):
+            for target in getattr(declared, field) or ():
+                if target not in known:
+                    raise ConfigError(
+                        f"{source}: keys.{name}.{field}: unknown {field[:-1]} {target!r} "
+                        f"({field}: {', '.join(sorted(known))})"
+                    )
     for name, pipeline in config.pipelines.items():
         sections = {
             "router": pipeline.router.params,

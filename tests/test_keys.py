@@ -21,8 +21,9 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from signoria.orchestrator.keylimits import KeyLimits
 from signoria.orchestrator.storage import Store
-from signoria.orchestrator.storage.keys import KeyLimits, KeyStore, key_fingerprint
+from signoria.orchestrator.storage.keys import KeyStore, key_fingerprint
 from signoria.orchestrator.storage.schema import Item, ModelCall, utcnow
 from signoria.orchestrator.storage.store import StorageError
 from tests.conftest import ROOT
@@ -287,3 +288,57 @@ def test_two_instances_enforce_one_rate_limit(
 
         statuses = asyncio.run(burst())
     assert sorted(statuses) == [200] * 6 + [429] * 4
+
+
+# Keys declared in the config.
+
+DECLARED = (
+    CONFIG
+    + """
+keys:
+  team-a: {env: TEAM_A_KEY, requests_per_minute: 2, pipelines: [quick]}
+"""
+)
+
+
+def test_keys_declared_in_the_config_are_kept_in_step_with_it(tmp_path: Path) -> None:
+    config = tmp_path / "declared.yaml"
+    config.write_text(DECLARED)
+    db = f"sqlite:///{tmp_path / 'declared.db'}"
+    secret = "sk-team-a-" + "7" * 24
+    env = {"TEAM_A_KEY": secret}
+    with running_server("-c", str(config), "--db", db, log=tmp_path / "a.log", env=env) as s:
+        assert post(s, None).status_code == 401  # a declared key turns authentication on
+        assert post(s, secret, "signoria/elsewhere").status_code == 403
+        assert [post(s, secret).status_code for _ in range(2)] == [200, 200]
+        assert post(s, secret).status_code == 429
+    listed = keys_cli("list", db=db)["keys"]
+    assert isinstance(listed, list) and [k["name"] for k in listed] == ["team-a"]
+    assert listed[0]["limits"]["requests_per_minute"] == 2
+    # Dropped from the config: revoked at the next start.
+    config.write_text(CONFIG)
+    with running_server("-c", str(config), "--db", db, log=tmp_path / "b.log", env=env) as s:
+        assert post(s, secret).status_code == 401
+    # A declared key whose variable is unset stops the server with the key's name.
+    config.write_text(DECLARED)
+    done = subprocess.run(
+        [SIGNORIA, "serve", "-c", str(config), "--db", db],
+        capture_output=True,
+        text=True,
+        env=server_env(None),
+        timeout=60,
+    )
+    assert done.returncode == 2 and "keys.team-a.env: $TEAM_A_KEY is not set" in done.stderr
+
+
+def test_a_declared_key_naming_an_unknown_pipeline_points_at_it(tmp_path: Path) -> None:
+    from signoria.errors import ConfigError
+    from signoria.orchestrator.config import load_config
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(CONFIG + "\nkeys:\n  k: {env: K, pipelines: [nope]}\n")
+    with pytest.raises(ConfigError, match=r"keys\.k\.pipelines: unknown pipeline 'nope'"):
+        load_config(config)
+    config.write_text(CONFIG + "\nkeys:\n  k: {env: K, rpm: 3}\n")
+    with pytest.raises(ConfigError, match=r"keys\.k\.rpm"):
+        load_config(config)

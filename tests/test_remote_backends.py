@@ -26,6 +26,7 @@ from openai import AsyncOpenAI
 from signoria.agents.backends.litellm import LiteLLMExpert, LiteLLMOptions, priced_card
 from signoria.agents.backends.openai_compat import OpenAICompatExpert, OpenAICompatOptions
 from signoria.agents.sources import EmbeddedSource, resolve
+from signoria.agents.streaming import AnswerStream, final_call, streaming_answer
 from signoria.agents.types import (
     Expert,
     ExpertError,
@@ -166,6 +167,27 @@ async def test_both_backends_give_the_same_greedy_answer(
         answers.append((await expert.generate(QUESTION, params=params)).text)
         await expert.aclose()
     assert answers[0] == answers[1] != ""
+
+
+async def test_the_openai_backend_streams_the_same_answer_from_a_real_server(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a final call of a streaming request the backend asks the provider for a
+    stream and forwards each delta as it arrives; the answer is the one-piece answer."""
+    monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
+    params = GenerationParams(max_tokens=12, temperature=0.0)
+    expert = remote("openai", server)
+    whole = await expert.generate(QUESTION, params=params)
+    stream = AnswerStream()
+    with streaming_answer(stream), final_call():
+        streamed = await expert.generate(QUESTION, params=params)
+    await expert.aclose()
+    pieces = []
+    while not stream.queue.empty():
+        pieces.append(stream.queue.get_nowait())
+    assert streamed.ok and streamed.text == whole.text != ""
+    assert "".join(pieces).strip() == whole.text and len(pieces) > 1
+    assert streamed.finish_reason == whole.finish_reason
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

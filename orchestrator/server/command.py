@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import copy
 import gc
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from signoria.orchestrator.keylimits import KeyDeclaration
+    from signoria.orchestrator.server.settings import ServerSettings
+    from signoria.orchestrator.storage import Store
 
 
 def serve(
@@ -158,20 +164,17 @@ def serve(
     # Also before any model loads: a database that cannot open is one line, not a failed
     # startup hook's traceback.
     store = Store.open(settings.db_url) if settings.record else None
-    if store is not None:
-        from signoria.orchestrator.storage.keys import KeyStore
-
-        problem = settings.exposure_problem(db_keys=KeyStore(store).any_keys())
-        if problem:
-            store.close()
-            raise ServerConfigError(problem)
     provider = None
     try:
+        orchestrator = Orchestrator.from_config(config)
+        if store is not None:
+            _check_keys(store, orchestrator.config.keys, settings)
+        elif orchestrator.config.keys:
+            raise ServerConfigError("keys: declared keys need recording on (drop --no-record)")
         if otel:
             from signoria.orchestrator.server.tracing import otlp_provider
 
             provider = otlp_provider()
-        orchestrator = Orchestrator.from_config(config)
         app = create_app(orchestrator, settings, store, provider)
         preload_backends(spec.backend for spec in orchestrator.config.models.values())
         # Everything imported and built so far lives as long as the process. Left to the
@@ -186,6 +189,30 @@ def serve(
             provider.shutdown()  # flushes the spans still batched
         if store is not None:
             store.close()
+
+
+def _check_keys(
+    store: Store, declared: Mapping[str, KeyDeclaration], settings: ServerSettings
+) -> None:
+    """Bring the config's keys into the database, then refuse an exposed bind without any
+    key (environment, config or database)."""
+    import os
+
+    from signoria.orchestrator.keylimits import KeyLimits
+    from signoria.orchestrator.server.settings import ServerConfigError
+    from signoria.orchestrator.storage.keys import KeyStore
+
+    keys = KeyStore(store)
+    secrets = {}
+    for name, key in declared.items():
+        secret = os.environ.get(key.env, "").strip()
+        if not secret:
+            raise ServerConfigError(f"keys.{name}.env: ${key.env} is not set")
+        secrets[name] = (secret, KeyLimits.model_validate(key.model_dump(exclude={"env"})))
+    keys.sync_declared(secrets)
+    problem = settings.exposure_problem(db_keys=keys.any_keys())
+    if problem:
+        raise ServerConfigError(problem)
 
 
 def _log_config() -> dict[str, Any]:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from signoria.orchestrator.keylimits import KeyLimits
 from signoria.orchestrator.storage.schema import ApiKey, Item, KeyAdmission, ModelCall, utcnow
 from signoria.orchestrator.storage.store import StorageError
 
@@ -35,45 +36,6 @@ def key_fingerprint(key: str) -> str:
     """What the store keeps of a key: a short digest that tells keys apart and cannot be
     used as one."""
     return hashlib.sha256(b"signoria-client\0" + key.encode("utf-8")).hexdigest()[:32]
-
-
-class KeyLimits(BaseModel):
-    """What one key may do; every limit is optional (None: no limit of that kind)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    budget_day_usd: float | None = Field(default=None, ge=0.0, description="USD per UTC day")
-    budget_month_usd: float | None = Field(default=None, ge=0.0, description="USD per month")
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1, description="prompt + completion")
-    pipelines: tuple[str, ...] | None = Field(default=None, description="allowed pipelines")
-    experts: tuple[str, ...] | None = Field(default=None, description="allowed raw experts")
-
-    def allows(self, kind: str, name: str) -> bool:
-        """Whether this key may call the pipeline (`kind` "pipeline") or expert `name`:
-        anything when neither list is given, else only what the lists name (a key given
-        pipelines only may call no raw expert, which would bypass them)."""
-        return name in self.allowed(kind) if self.restricted else True
-
-    @property
-    def restricted(self) -> bool:
-        return self.pipelines is not None or self.experts is not None
-
-    def allowed(self, kind: str) -> tuple[str, ...]:
-        return (self.pipelines if kind == "pipeline" else self.experts) or ()
-
-    @property
-    def metered(self) -> bool:
-        """Whether admitting a request needs the key's usage (a database read)."""
-        return any(
-            v is not None
-            for v in (
-                self.budget_day_usd,
-                self.budget_month_usd,
-                self.requests_per_minute,
-                self.tokens_per_minute,
-            )
-        )
 
 
 class KeyNotFound(StorageError):
@@ -146,6 +108,30 @@ class KeyStore:
         except IntegrityError:
             raise StorageError(f"a key named {name!r} exists; pick another name") from None
         return secret, record
+
+    def sync_declared(self, declared: Mapping[str, tuple[str, KeyLimits]]) -> None:
+        """Make the config's keys (name -> (key, limits)) the database's "config" keys:
+        new ones added, changed ones updated, ones no longer declared revoked. A declared
+        name taken by a key from `signoria keys create` is an error, never a takeover."""
+        with self.store.session() as session:
+            rows = {r.name: r for r in session.scalars(select(ApiKey)).all()}
+            for name, (secret, limits) in declared.items():
+                row = rows.get(name)
+                if row is not None and row.source != "config":
+                    raise StorageError(
+                        f"keys.{name}: a key of that name was made with `signoria keys "
+                        "create`; rename one of them"
+                    )
+                if row is None:
+                    row = ApiKey(name=name, source="config")
+                    session.add(row)
+                row.fingerprint = key_fingerprint(secret)
+                row.prefix = secret[:8]
+                row.limits = limits.model_dump(mode="json")
+                row.revoked_at = None
+            for name, row in rows.items():
+                if row.source == "config" and name not in declared and row.revoked_at is None:
+                    row.revoked_at = utcnow()
 
     def records(self) -> list[KeyRecord]:
         with self.store.session() as session:

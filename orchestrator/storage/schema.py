@@ -190,6 +190,9 @@ class ApiKey(Base):
     limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # "cli" (`signoria keys create`) or "config" (declared under `keys:`, kept in step
+    # with the config each time a server starts).
+    source: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
 
 
 class KeyAdmission(Base):
