@@ -270,8 +270,11 @@ def test_a_failed_record_write_is_logged_counted_and_flagged(
         health = client.get("/health").json()
     assert (ok.status_code, streamed.status_code, failed.status_code) == (200, 200, 503)
     assert ok.json()["choices"][0]["message"]["content"] == "forty-two"
-    for response in (ok, streamed, failed):
+    for response in (ok, failed):
         assert response.headers["x-signoria-recorded"] == "false"
+    # A live stream's headers left before the record was written: its last chunk says it.
+    last = [line for line in streamed.text.splitlines() if line.startswith("data: {")][-1]
+    assert json.loads(last[len("data: ") :])["signoria"]["recorded"] is False
     assert "forty-two" in streamed.text and streamed.text.rstrip().endswith("[DONE]")
     assert health["recording"] == {
         "run_id": health["recording"]["run_id"],

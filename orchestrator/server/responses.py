@@ -121,9 +121,15 @@ def delta_event(completion_id: str, created: int, model: str, delta: dict[str, s
 
 
 def final_event(
-    completion_id: str, created: int, model: str, answer: str, result: AskResult
+    completion_id: str,
+    created: int,
+    model: str,
+    answer: str,
+    result: AskResult,
+    recorded: bool | None = None,
 ) -> str:
-    """The last chunk: finish_reason, usage and the trace."""
+    """The last chunk: finish_reason, usage and the trace (`recorded: false` in it when a
+    live stream's record could not be written)."""
     return sse(
         ChatCompletionChunk(
             id=completion_id,
@@ -131,7 +137,7 @@ def final_event(
             model=model,
             choices=[ChunkChoice(delta={}, finish_reason=finish_reason_of(answer, result))],
             usage=usage_of(result),
-            signoria=trace_of(result),
+            signoria=trace_of(result).model_copy(update={"recorded": recorded}),
         )
     )
 

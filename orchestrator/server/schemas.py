@@ -213,6 +213,9 @@ class SignoriaTrace(BaseModel):
     max_tokens_requested: int | None = None
     # The request whose answer this replays from the response cache (no calls, cost 0).
     cached_from: str | None = None
+    # False when the record of a live stream could not be written: its headers were sent
+    # before the record was (elsewhere the X-Signoria-Recorded header says it).
+    recorded: bool | None = None
 
 
 class ChatCompletion(BaseModel):

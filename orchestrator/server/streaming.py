@@ -8,7 +8,9 @@ answer cannot stream (a vote, a cached replay) is replayed whole when it is done
 the last piece comes the final chunk with finish_reason, usage and the whole trace. A
 failure after the first piece can no longer change the status: the stream ends with an
 OpenAI-style error event (`data: {"error": {...}}`, which the official SDK raises), and
-the request is recorded as failed like any other.
+the request is recorded as failed like any other. The headers leave with the first
+piece, before the record is written, so a failed record write is said in the last chunk
+(`signoria.recorded: false`) instead of the `X-Signoria-Recorded` header.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastapi.responses import StreamingResponse
 from signoria.agents.streaming import AnswerStream, streaming_answer
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.server.errors import SERVER, ApiError, error_body
+from signoria.orchestrator.server.recording import RECORDED_HEADER
 from signoria.orchestrator.server.responses import (
     DONE,
     chunk_events,
@@ -85,7 +88,7 @@ async def _events(
     finally:
         pending.cancel()
     try:
-        result, _ = await task
+        result, headers = await task
     except ApiError as exc:
         yield _error_event(exc.body())
         return
@@ -103,7 +106,8 @@ async def _events(
         message = "the streamed answer broke off; the request's answer is in its record"
         yield _error_event(error_body(message, SERVER, None, "stream_interrupted"))
         return
-    yield final_event(completion_id, created, model, answer, result)
+    recorded = False if headers.get(RECORDED_HEADER) == "false" else None
+    yield final_event(completion_id, created, model, answer, result, recorded)
     yield DONE
 
 
