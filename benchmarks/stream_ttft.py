@@ -11,7 +11,8 @@ one (time to its answer), after one warm-up of each:
   20 ms each (a known pace, like an API model at 50 tokens/s);
 - `scripted-moa`: two scripted proposers (0.5 s each, concurrent) and a scripted
   synthesis writing 100 words at 20 ms (only the synthesis streams);
-- `local-0.5b`: Qwen2.5-Coder-0.5B through llama.cpp, greedy, 128 tokens.
+- `local-0.5b`: Qwen2.5-Coder-0.5B through llama.cpp, greedy, 128 tokens, each request
+  a prompt of its own (so the first token includes reading it).
 
     .venv/bin/python -m benchmarks.stream_ttft --rounds 5
 
@@ -62,12 +63,23 @@ pipelines:
     aggregator: first
     limits: {{max_tokens: 128, max_tokens_cap: 128}}
 """
-QUESTION = [{"role": "user", "content": "Explain in detail how a hash map works."}]
+# Each request its own prompt: a repeated one would be answered from llama.cpp's prompt
+# cache, and the first token would not include reading the prompt.
+TOPICS = ["a hash map", "a B-tree", "a bloom filter", "a skip list", "a heap", "a trie",
+          "a ring buffer", "an LRU cache", "a red-black tree", "a union-find", "a quadtree",
+          "a suffix array", "a rope", "a deque", "a treap"]  # fmt: skip
+_asked = iter(range(10**6))
+
+
+def question() -> list[dict[str, str]]:
+    i = next(_asked)
+    topic = TOPICS[i % len(TOPICS)]
+    return [{"role": "user", "content": f"Explain in detail how {topic} works ({i})."}]
 
 
 def streamed(client: httpx.Client, url: str, model: str) -> tuple[float, float, int]:
     """(seconds to the first content chunk, seconds to the end, content chunks)."""
-    body = {"model": model, "messages": QUESTION, "stream": True}
+    body = {"model": model, "messages": question(), "stream": True}
     t0 = time.perf_counter()
     first, pieces = None, 0
     with client.stream("POST", url, json=body) as response:
@@ -82,7 +94,7 @@ def streamed(client: httpx.Client, url: str, model: str) -> tuple[float, float, 
 
 def whole(client: httpx.Client, url: str, model: str) -> float:
     t0 = time.perf_counter()
-    client.post(url, json={"model": model, "messages": QUESTION}).raise_for_status()
+    client.post(url, json={"model": model, "messages": question()}).raise_for_status()
     return time.perf_counter() - t0
 
 

@@ -30,6 +30,7 @@ from signoria.agents.backends.remote import (
 )
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import header, retry_after_seconds
+from signoria.agents.streaming import AnswerStream, active_stream
 from signoria.agents.types import (
     Completion,
     ExpertError,
@@ -108,17 +109,21 @@ class OpenAICompatExpert:
         headers = self._headers()
         started = time.time()
         t0 = time.perf_counter()
+        stream = active_stream()
         try:
-            response = await self._client_for_this_loop().post(
-                self._url, json=body, headers=headers
-            )
+            if stream is None:
+                response = await self._client_for_this_loop().post(
+                    self._url, json=body, headers=headers
+                )
+                if response.status_code != 200:
+                    raise self._status_error(response)
+                choice, usage = self._parse(response)
+            else:
+                choice, usage = await self._streamed(body, headers, stream)
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
             # refused, reset, dropped mid-body, timed out: all worth another try
             detail = unreachable_cause(exc, self._url) or f"{type(exc).__name__}: {exc}"
             raise self._fault(detail) from exc
-        if response.status_code != 200:
-            raise self._status_error(response)
-        choice, usage = self._parse(response)
         # A server that does not report usage leaves the cost unknown, not zero.
         cost = None if usage is None else call_cost(self._card, usage.tokens_in, usage.tokens_out)
         return Completion(
@@ -130,6 +135,42 @@ class OpenAICompatExpert:
             started_at=started,
             finish_reason=choice.get("finish_reason"),
         )
+
+    async def _streamed(
+        self, body: dict[str, Any], headers: dict[str, str], stream: AnswerStream
+    ) -> tuple[dict[str, Any], Usage | None]:
+        """The same call with `stream: true`: each content delta goes to `stream` as it
+        arrives; the result has the one-piece call's shape (usage when the server sends
+        it in a last chunk, as `stream_options.include_usage` asks; else unknown)."""
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        text: list[str] = []
+        finish: str | None = None
+        usage: Usage | None = None
+        client = self._client_for_this_loop()
+        async with client.stream("POST", self._url, json=body, headers=headers) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise self._status_error(response)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                    continue
+                try:
+                    chunk = json.loads(line[5:])
+                except json.JSONDecodeError as exc:
+                    raise self._fault("malformed stream chunk") from exc
+                if isinstance(chunk.get("usage"), dict):
+                    reported = chunk["usage"]
+                    usage = Usage(
+                        tokens_in=int(reported.get("prompt_tokens") or 0),
+                        tokens_out=int(reported.get("completion_tokens") or 0),
+                    )
+                for choice in chunk.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    if piece:
+                        text.append(piece)
+                        stream.write(piece)
+                    finish = choice.get("finish_reason") or finish
+        return {"message": {"content": "".join(text)}, "finish_reason": finish}, usage
 
     def _fault(
         self, detail: str, *, retryable: bool = True, retry_after_s: float | None = None
