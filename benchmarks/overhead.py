@@ -106,12 +106,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def load(url: str, model: str, concurrency: int, requests: int) -> dict[str, Any]:
+async def load(
+    url: str, model: str, concurrency: int, requests: int, key: str = KEY
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     body = {"model": model, "messages": QUESTION, "max_tokens": 16}
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {key}"}
     # aiohttp's pool under httpx's API: httpx's own pool, not the targets, would be the
     # bottleneck at 64 in flight (150 vs 1,040 requests/s against the bare stub).
     transport = AiohttpTransport(limits=limits)
@@ -267,6 +269,68 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
     }
 
 
+def features(latency_ms: float, requests: int, levels: list[int]) -> dict[str, Any]:
+    """The cost of each gateway feature (issue 14): Signoria (`openai` backend, metrics
+    always on) with recording off, recording to SQLite, and recording plus a database key
+    with limits (budget and rates high enough never to refuse, so every request pays the
+    key lookup, the usage query and the shared rate admission). Records are counted after
+    each run: none may be lost."""
+    from signoria.orchestrator.keylimits import KeyLimits
+    from signoria.orchestrator.storage import Store
+    from signoria.orchestrator.storage.keys import KeyStore
+
+    results: dict[str, dict[str, Any]] = {}
+    stub_port, port = free_port(), free_port()
+    env = {**os.environ, "STUB_API_KEY": "stub-key", "SIGNORIA_API_KEYS": KEY}
+    sent = sum(requests + min(requests, 4 * c) for c in levels)  # warm-ups included
+    counted: dict[str, int | None] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process(stub_argv(stub_port, latency_ms), f"http://127.0.0.1:{stub_port}/v1/models"),
+    ):
+        directory = Path(tmp)
+        config = signoria_config(stub_port, directory, "openai")
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        for name in ("recording off", "recording on", "recording on + database key"):
+            db = f"sqlite:///{directory / name.replace(' ', '-')}.db"
+            key = KEY
+            if name.endswith("database key"):
+                store = Store.open(db)
+                limits = KeyLimits(
+                    budget_day_usd=1e6, requests_per_minute=10**6, tokens_per_minute=10**9
+                )
+                key, _ = KeyStore(store).create("bench", limits)
+                store.close()
+            extra = ["--no-record"] if name == "recording off" else ["--db", db]
+            argv = signoria_argv(
+                config, port, "--max-concurrent", "1024", "--log-level", "warning", *extra
+            )
+            with process(argv, f"http://127.0.0.1:{port}/health", env):
+                results[name] = {
+                    str(c): asyncio.run(load(url, "signoria/single", c, requests, key))
+                    for c in levels
+                }
+            if name != "recording off":
+                store = Store.open(db)
+                counted[name] = sum(store.count_items(r.id) for r in store.runs("serve"))
+                store.close()
+    base = results["recording off"]
+    for by_level in results.values():
+        for level, row in by_level.items():
+            row["vs_recording_off_rps"] = round(row["rps"] / base[level]["rps"], 3)
+    return {
+        "mode": "features",
+        "latency_ms": latency_ms,
+        "requests_per_level": requests,
+        "levels": levels,
+        "requests_sent_per_target": sent,
+        "records_counted": counted,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "results": results,
+    }
+
+
 def summary(report: dict[str, Any]) -> str:
     results = report["results"]
     parts = []
@@ -291,7 +355,21 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=400, help="per target and level")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--record", action="store_true", help="Signoria records to SQLite")
+    parser.add_argument(
+        "--features", action="store_true", help="Signoria only: recording off/on/+database key"
+    )
     args = parser.parse_args()
-    report = run_all(args.latency_ms, args.requests, args.levels, args.record)
-    print(json.dumps(report))
-    print(summary(report))
+    if args.features:
+        report = features(args.latency_ms, args.requests, args.levels)
+        print(json.dumps(report))
+        for name, by_level in report["results"].items():
+            cells = ", ".join(
+                f"c={c}: {r['rps']} rps, p50 {r['p50_ms']} ms, errors {r['errors']}"
+                for c, r in by_level.items()
+            )
+            print(f"{name}: {cells}", file=sys.stderr)
+        print(f"records counted: {report['records_counted']}", file=sys.stderr)
+    else:
+        report = run_all(args.latency_ms, args.requests, args.levels, args.record)
+        print(json.dumps(report))
+        print(summary(report))
