@@ -87,6 +87,15 @@ def test_a_seed_makes_a_request_cacheable_and_a_different_one_misses(
     assert ask(server, seed=7).headers["X-Signoria-Cache"] == "hit"
     assert ask(server, seed=8).headers["X-Signoria-Cache"] == "miss"
     assert ask(server, seed=7, max_tokens=4).headers["X-Signoria-Cache"] == "miss"
+    scraped = httpx.get(
+        f"{server.base_url}/metrics", headers={"Authorization": "Bearer key-one"}
+    ).text
+    hits = next(
+        line
+        for line in scraped.splitlines()
+        if line.startswith('signoria_cache_lookups_total{result="hit"}')
+    )
+    assert float(hits.split()[-1]) >= 1
 
 
 def test_sampled_requests_are_never_cached(cached: tuple[RunningServer, str]) -> None:

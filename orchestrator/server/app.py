@@ -223,6 +223,7 @@ def create_app(
                     await cache.save(key, completion_id, result)
             if key is not None:
                 headers[CACHE_HEADER] = "miss" if result.cached_from is None else "hit"
+                metrics.cache.labels(headers[CACHE_HEADER]).inc()
             status = 200
             return result, headers
         except PipelineFailed as exc:

@@ -89,6 +89,10 @@ class ServerMetrics:
             ["aggregator"],
             registry=r,
         )
+        self.cache = Counter(
+            "signoria_cache_lookups", "Response-cache lookups of cacheable requests", ["result"],
+            registry=r,
+        )  # fmt: skip
         r.register(_Breakers(breaker_states))
 
     def observe(self, model: str, status: int, result: AskResult | None) -> None:
