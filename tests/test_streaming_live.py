@@ -62,6 +62,16 @@ def client_of(server: RunningServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
 
 
+def streamed(s: RunningServer, model: str, **extra: Any) -> Any:
+    """The official client's stream of one request."""
+    return client_of(s).chat.completions.create(
+        model=model,
+        messages=HI,  # type: ignore[arg-type]
+        stream=True,
+        **extra,
+    )
+
+
 def read(stream: Any) -> tuple[list[str], list[float], Any]:
     """Content pieces, when each arrived (seconds from the request), the last chunk."""
     t0 = time.perf_counter()
@@ -76,11 +86,7 @@ def read(stream: Any) -> tuple[list[str], list[float], Any]:
 
 def test_a_single_expert_streams_word_by_word(server: tuple[RunningServer, str]) -> None:
     s, _ = server
-    stream = client_of(s).chat.completions.create(
-        model="signoria/single",
-        messages=HI,  # type: ignore[arg-type]
-        stream=True,
-    )
+    stream = streamed(s, "signoria/single")
     pieces, times, last = read(stream)
     assert "".join(pieces) == ANSWER
     assert len(pieces) == 12  # one per word as written, not a replay in a few chunks
@@ -93,11 +99,7 @@ def test_a_single_expert_streams_word_by_word(server: tuple[RunningServer, str])
 
 def test_an_ensemble_streams_only_its_synthesis(server: tuple[RunningServer, str]) -> None:
     s, _ = server
-    stream = client_of(s).chat.completions.create(
-        model="signoria/self-moa",
-        messages=HI,  # type: ignore[arg-type]
-        stream=True,
-    )
+    stream = streamed(s, "signoria/self-moa")
     pieces, _, last = read(stream)
     assert pieces == ["the", " answer", " is", " twelve"]
     roles = [c["role"] for c in last.model_extra["signoria"]["calls"]]
@@ -106,11 +108,7 @@ def test_an_ensemble_streams_only_its_synthesis(server: tuple[RunningServer, str
 
 def test_a_vote_is_replayed_whole_when_it_is_done(server: tuple[RunningServer, str]) -> None:
     s, _ = server
-    stream = client_of(s).chat.completions.create(
-        model="signoria/vote",
-        messages=HI,  # type: ignore[arg-type]
-        stream=True,
-    )
+    stream = streamed(s, "signoria/vote")
     pieces, _, last = read(stream)
     assert "".join(pieces) == "twelve"
     assert last.model_extra["signoria"]["aggregation"]["aggregator"] == "majority"
@@ -121,11 +119,7 @@ def test_a_failure_before_the_first_token_is_an_http_error(
 ) -> None:
     s, _ = server
     with pytest.raises(openai.APIStatusError) as caught:
-        client_of(s).chat.completions.create(
-            model="signoria/dead",
-            messages=HI,  # type: ignore[arg-type]
-            stream=True,
-        )
+        streamed(s, "signoria/dead")
     assert caught.value.status_code == 503
     raw = httpx.post(
         f"{s.base_url}/v1/chat/completions",
@@ -150,13 +144,7 @@ def test_a_failure_after_the_first_token_ends_the_stream_with_an_error(
     assert '"content":"one"' in events[1]
     assert '"error"' in events[-1] and "pipeline_failed" in events[-1]
     with pytest.raises(openai.APIError):
-        read(
-            client_of(s).chat.completions.create(
-                model="signoria/breaks",
-                messages=HI,  # type: ignore[arg-type]
-                stream=True,
-            )
-        )
+        read(streamed(s, "signoria/breaks"))
     store = Store.open(db)
     items = {i.item_key: i for run in store.runs("serve") for i in store.items(run.id)}
     store.close()
@@ -169,12 +157,7 @@ def test_stop_sequences_are_applied_to_the_whole_answer(
     server: tuple[RunningServer, str],
 ) -> None:
     s, _ = server
-    stream = client_of(s).chat.completions.create(
-        model="signoria/single",
-        messages=HI,  # type: ignore[arg-type]
-        stream=True,
-        stop=[" five"],
-    )
+    stream = streamed(s, "signoria/single", stop=[" five"])
     pieces, _, _ = read(stream)
     assert "".join(pieces) == "one two three four"
 
