@@ -35,16 +35,12 @@ class KeyLimits(BaseModel):
         return (self.pipelines if kind == "pipeline" else self.experts) or ()
 
     @property
-    def metered(self) -> bool:
-        """Whether admitting a request needs the key's usage (a database read)."""
+    def reads_usage(self) -> bool:
+        """Whether admitting a request needs the key's recorded use (a database read):
+        only budgets and tokens per minute do; requests per minute count admissions."""
         return any(
             v is not None
-            for v in (
-                self.budget_day_usd,
-                self.budget_month_usd,
-                self.requests_per_minute,
-                self.tokens_per_minute,
-            )
+            for v in (self.budget_day_usd, self.budget_month_usd, self.tokens_per_minute)
         )
 
 
@@ -53,3 +49,7 @@ class KeyDeclaration(KeyLimits):
     that holds the key itself (a config file is no place for a secret)."""
 
     env: str = Field(min_length=1, description="variable holding the key")
+
+    @property
+    def limits(self) -> KeyLimits:
+        return KeyLimits.model_validate(self.model_dump(exclude={"env"}))

@@ -117,6 +117,18 @@ def test_admissions_count_one_minute_and_say_when_to_retry(tmp_path: Path) -> No
     store.close()
 
 
+async def test_the_key_lookup_cache_is_bounded() -> None:
+    """A client sending random keys cannot grow the server's lookup cache without end."""
+    from signoria.orchestrator.server.keys import _Recent
+
+    recent = _Recent(ttl_s=60, size=3)
+    fetched: list[str] = []
+    for key in ("a", "b", "c", "d", "a"):
+        await recent.get(key, lambda key=key: fetched.append(key) or key)  # type: ignore[func-returns-value]
+    assert len(recent._values) == 3 and fetched == ["a", "b", "c", "d", "a"]
+    assert await recent.get("d", lambda: "refetched") == "d"  # still cached
+
+
 def test_a_bad_limit_names_the_flag(tmp_path: Path) -> None:
     done = subprocess.run(
         [SIGNORIA, "keys", "create", "x", "--rpm", "0", "--db", f"sqlite:///{tmp_path / 'k.db'}"],

@@ -16,7 +16,6 @@ import typer
 
 if TYPE_CHECKING:
     from signoria.orchestrator.keylimits import KeyDeclaration
-    from signoria.orchestrator.server.settings import ServerSettings
     from signoria.orchestrator.storage import Store
 
 
@@ -151,9 +150,9 @@ def serve(
             **{key: value for key, value in caps.items() if value is not None},
         }
     )
-    if not settings.record and settings.exposure_problem():
+    if not settings.record and (problem := settings.exposure_problem()):
         # Before any model loads: refusing should be instant.
-        raise ServerConfigError(settings.exposure_problem())
+        raise ServerConfigError(problem)
 
     from signoria.agents.backends.registry import preload_backends
     from signoria.orchestrator.sdk import Orchestrator
@@ -168,7 +167,7 @@ def serve(
     try:
         orchestrator = Orchestrator.from_config(config)
         if store is not None:
-            _check_keys(store, orchestrator.config.keys, settings)
+            _sync_keys(store, orchestrator.config.keys)
         elif orchestrator.config.keys:
             raise ServerConfigError("keys: declared keys need recording on (drop --no-record)")
         if otel:
@@ -191,28 +190,21 @@ def serve(
             store.close()
 
 
-def _check_keys(
-    store: Store, declared: Mapping[str, KeyDeclaration], settings: ServerSettings
-) -> None:
-    """Bring the config's keys into the database, then refuse an exposed bind without any
-    key (environment, config or database)."""
+def _sync_keys(store: Store, declared: Mapping[str, KeyDeclaration]) -> None:
+    """Bring the config's keys into the database (create_app then refuses an exposed bind
+    without any key: environment, config or database)."""
     import os
 
-    from signoria.orchestrator.keylimits import KeyLimits
     from signoria.orchestrator.server.settings import ServerConfigError
     from signoria.orchestrator.storage.keys import KeyStore
 
-    keys = KeyStore(store)
     secrets = {}
     for name, key in declared.items():
         secret = os.environ.get(key.env, "").strip()
         if not secret:
             raise ServerConfigError(f"keys.{name}.env: ${key.env} is not set")
-        secrets[name] = (secret, KeyLimits.model_validate(key.model_dump(exclude={"env"})))
-    keys.sync_declared(secrets)
-    problem = settings.exposure_problem(db_keys=keys.any_keys())
-    if problem:
-        raise ServerConfigError(problem)
+        secrets[name] = (secret, key.limits)
+    KeyStore(store).sync_declared(secrets)
 
 
 def _log_config() -> dict[str, Any]:

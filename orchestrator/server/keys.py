@@ -24,6 +24,8 @@ import asyncio
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.server.errors import BUDGET, RATE_LIMIT, ApiError
@@ -33,14 +35,32 @@ from signoria.orchestrator.storage.schema import utcnow
 PERMISSION = "permission_error"
 
 
+class _Recent:
+    """Values looked up within the last `ttl_s` seconds, at most `size` of them: a client
+    sending random keys must not grow it without end (the oldest entry goes first)."""
+
+    def __init__(self, ttl_s: float, size: int = 4096) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._values: dict[str, tuple[float, Any]] = {}
+
+    async def get(self, key: str, fetch: Callable[[], Any]) -> Any:
+        hit = self._values.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            value = await asyncio.to_thread(fetch)
+            self._values.pop(key, None)
+            if len(self._values) >= self.size:
+                del self._values[next(iter(self._values))]
+            hit = self._values[key] = (time.monotonic(), value)
+        return hit[1]
+
+
 class KeyGate:
     """Looks keys up (cached) and admits or refuses requests by their key's limits."""
 
     def __init__(self, ttl_s: float = 2.0) -> None:
-        self.ttl_s = ttl_s
         self._keys: KeyStore | None = None
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
-        self._any: tuple[float, bool] = (-math.inf, False)
+        self._recent = _Recent(ttl_s)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def bind(self, keys: KeyStore | None) -> None:
@@ -51,22 +71,17 @@ class KeyGate:
         """Whether the database holds keys (then every request needs one)."""
         if self._keys is None:
             return False
-        at, value = self._any
-        if time.monotonic() - at > self.ttl_s:
-            value = await asyncio.to_thread(self._keys.any_keys)
-            self._any = (time.monotonic(), value)
-        return value
+        # Under "", which no fingerprint (32 hex digits) can be.
+        return bool(await self._recent.get("", self._keys.any_keys))
 
     async def find(self, fingerprint: str) -> KeyRecord | None:
         """The active database key with this fingerprint, or None."""
         if self._keys is None:
             return None
-        hit = self._cache.get(fingerprint)
-        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
-            record = await asyncio.to_thread(self._keys.find, fingerprint)
-            hit = (time.monotonic(), record)
-            self._cache[fingerprint] = hit
-        record = hit[1]
+        keys = self._keys
+        record: KeyRecord | None = await self._recent.get(
+            fingerprint, lambda: keys.find(fingerprint)
+        )
         return record if record is not None and record.active else None
 
     async def admit(
@@ -78,13 +93,14 @@ class KeyGate:
         if record is None or self._keys is None:
             return limits  # keys off, or an environment key: no limits of its own
         allowed(record, kind, name)
-        if not record.limits.metered:
-            return limits
-        usage = await asyncio.to_thread(self._keys.usage, record.fingerprint)
-        remaining = remaining_budget(record, usage)
-        tokens_retry = tokens_retry_after(record, usage)
-        if tokens_retry is not None:
-            raise _rate_limited(f"key {record.name!r} used its tokens per minute", tokens_retry)
+        remaining = None
+        if record.limits.reads_usage:
+            usage = await asyncio.to_thread(self._keys.usage, record.fingerprint)
+            remaining = remaining_budget(record, usage)
+            tokens_retry = tokens_retry_after(record, usage)
+            if tokens_retry is not None:
+                message = f"key {record.name!r} used its tokens per minute"
+                raise _rate_limited(message, tokens_retry)
         per_minute = record.limits.requests_per_minute
         if per_minute is not None:
             async with self._locks[record.fingerprint]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from signoria.orchestrator.keylimits import KeyLimits
@@ -36,6 +36,12 @@ def key_fingerprint(key: str) -> str:
     """What the store keeps of a key: a short digest that tells keys apart and cannot be
     used as one."""
     return hashlib.sha256(b"signoria-client\0" + key.encode("utf-8")).hexdigest()[:32]
+
+
+def shown_prefix(secret: str) -> str:
+    """What `keys list` shows of a key: enough to tell keys apart, too little to use."""
+    head = len(KEY_PREFIX) if secret.startswith(KEY_PREFIX) else 0
+    return secret[: head + 4]
 
 
 class KeyNotFound(StorageError):
@@ -97,7 +103,7 @@ class KeyStore:
         row = ApiKey(
             name=name,
             fingerprint=key_fingerprint(secret),
-            prefix=secret[: len(KEY_PREFIX) + 4],
+            prefix=shown_prefix(secret),
             limits=limits.model_dump(mode="json"),
         )
         try:
@@ -126,7 +132,7 @@ class KeyStore:
                     row = ApiKey(name=name, source="config")
                     session.add(row)
                 row.fingerprint = key_fingerprint(secret)
-                row.prefix = secret[:8]
+                row.prefix = shown_prefix(secret)
                 row.limits = limits.model_dump(mode="json")
                 row.revoked_at = None
             for name, row in rows.items():
@@ -162,16 +168,14 @@ class KeyStore:
         day, month = period_starts(now)
         mine = Item.client == fingerprint
         with self.store.session() as session:
-
-            def spend(since: datetime) -> float:
-                total = session.scalar(
-                    select(func.sum(Item.cost)).where(mine, Item.created_at >= since)
-                )
-                return float(total or 0.0)
-
-            unpriced = session.scalar(
-                select(func.count()).where(mine, Item.created_at >= month, Item.cost.is_(None))
-            )
+            # The month's requests in one pass: its spend, the day's, the unpriced ones.
+            month_spend, day_spend, unpriced = session.execute(
+                select(
+                    func.sum(Item.cost),
+                    func.sum(case((Item.created_at >= day, Item.cost))),
+                    func.count(case((Item.cost.is_(None), 1))),
+                ).where(mine, Item.created_at >= month)
+            ).one()
             recent = Item.created_at >= now - WINDOW
             tokens, oldest = session.execute(
                 select(
@@ -182,8 +186,8 @@ class KeyStore:
                 .where(mine, recent)
             ).one()
             return KeyUsage(
-                spend_day_usd=spend(day),
-                spend_month_usd=spend(month),
+                spend_day_usd=float(day_spend or 0.0),
+                spend_month_usd=float(month_spend or 0.0),
                 unpriced=int(unpriced or 0),
                 tokens_last_minute=int(tokens or 0),
                 oldest_token_record=oldest,
