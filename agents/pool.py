@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from signoria.agents.backends.llamacpp import LlamaCppSettings
 from signoria.agents.backends.registry import Backend, BuildContext, get_backend
@@ -20,7 +20,8 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     card: ModelCard
-    options: BaseModel
+    # Dumped as the backend's own options model (the base class would dump as {}).
+    options: SerializeAsAny[BaseModel]
 
     @property
     def backend(self) -> str:

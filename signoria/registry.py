@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
 from signoria.errors import MissingExtraError, SignoriaError, UnknownNameError
 
@@ -202,7 +202,9 @@ class StrategySpec(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
-    params: BaseModel
+    # As its own model dumps it (a dump of the base class would be empty): what a
+    # recorded config and the response cache's version digest see.
+    params: SerializeAsAny[BaseModel]
 
 
 class StrategyConfigError(SignoriaError):

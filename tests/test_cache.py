@@ -133,11 +133,11 @@ def test_a_streamed_replay_carries_the_trace(cached: tuple[RunningServer, str]) 
 def test_shared_cache_ttl_and_config_changes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     config = write_config(tmp_path / "c.yaml", "forty two")
-    args = ("--db", db, "--cache-ttl", "1.5", "--cache-shared")
+    args = ("--db", db, "--cache-ttl", "4", "--cache-shared")  # room for a busy machine
     with running_server("-c", str(config), *args, log=tmp_path / "a.log", api_keys=KEYS) as s:
         assert ask(s, "key-one", seed=1).headers["X-Signoria-Cache"] == "miss"
         assert ask(s, "key-two", seed=1).headers["X-Signoria-Cache"] == "hit"
-        time.sleep(1.6)
+        time.sleep(4.1)
         assert ask(s, "key-two", seed=1).headers["X-Signoria-Cache"] == "miss"  # expired
     # The same database, a changed pipeline: its answers are not the old ones.
     write_config(config, "forty-three")
@@ -155,3 +155,21 @@ def test_no_cache_unless_asked(tmp_path: Path) -> None:
             response = ask(server, temperature=0)
             assert "X-Signoria-Cache" not in response.headers
             assert response.json()["signoria"]["cost"] > 0
+
+
+def test_expired_entries_are_deleted_when_an_answer_is_cached(tmp_path: Path) -> None:
+    from signoria.orchestrator.storage.cache import CacheStore
+
+    store = Store.open(f"sqlite:///{tmp_path / 'purge.db'}")
+    cache = CacheStore(store)
+    cache.put("old", "req-1", {"answer": "1"}, ttl_s=0.05)
+    time.sleep(0.1)
+    assert cache.get("old") is None
+    cache.put("new", "req-2", {"answer": "2"}, ttl_s=60)
+    with store.session() as session:
+        from sqlalchemy import select
+
+        from signoria.orchestrator.storage.schema import CachedResponse
+
+        assert session.scalars(select(CachedResponse.key)).all() == ["new"]
+    store.close()

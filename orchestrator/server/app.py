@@ -147,9 +147,7 @@ def create_app(
     keys = KeyGate()
     metrics = ServerMetrics(orchestrator.health.states)
     tracer = None if tracer_provider is None else RequestTracer(tracer_provider)
-    cache = None
-    if settings.cache_ttl_s is not None:
-        cache = ResponseCache(orchestrator, settings.cache_ttl_s, settings.cache_shared)
+    cache = ResponseCache(orchestrator, settings.cache_ttl_s, settings.cache_shared)
     catalog = Catalog(orchestrator)
     gate = InFlight(settings.max_concurrent)
     served = Served()
@@ -169,8 +167,7 @@ def create_app(
             }
             recorder = await Recorder.start(store, settings.db_url, run_config)
             keys.bind(KeyStore(recorder.store))
-            if cache is not None:
-                cache.bind(recorder.store)
+            cache.bind(recorder.store)
         try:
             yield
         finally:
@@ -212,14 +209,14 @@ def create_app(
         headers = {"X-Request-Id": completion_id}
         served.requests += 1
         metrics.in_flight.inc()
-        key = None if cache is None else cache.key(body, target.kind, target.name, client)
+        key = cache.key(body, target.kind, target.name, client)
         try:
-            result = None if key is None or cache is None else await cache.lookup(key)
+            result = None if key is None else await cache.lookup(key)
             if result is None:
                 result = await _execute(orchestrator, body, target, messages, limits)
                 # The record keeps the answer the client got; the trace keeps the full text.
                 result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
-                if key is not None and cache is not None:
+                if key is not None:
                     await cache.save(key, completion_id, result)
             if key is not None:
                 headers[CACHE_HEADER] = "miss" if result.cached_from is None else "hit"

@@ -45,7 +45,8 @@ def _digest(value: Any) -> str:
 
 
 class ResponseCache:
-    def __init__(self, orchestrator: Orchestrator, ttl_s: float, shared: bool) -> None:
+    def __init__(self, orchestrator: Orchestrator, ttl_s: float | None, shared: bool) -> None:
+        """`ttl_s` None: the cache is off (no request gets a key)."""
         self.orchestrator = orchestrator
         self.ttl_s = ttl_s
         self.shared = shared
@@ -72,9 +73,10 @@ class ResponseCache:
     def key(
         self, body: ChatCompletionRequest, kind: str, name: str, client: str | None
     ) -> str | None:
-        """The request's cache key, or None when it must be computed (not deterministic,
-        or the server does not record, so there is no store to cache in)."""
-        if self._store is None or not deterministic(body):
+        """The request's cache key, or None when it must be computed (the cache is off,
+        the request is not deterministic, or the server does not record, so there is no
+        store to cache in)."""
+        if self.ttl_s is None or self._store is None or not deterministic(body):
             return None
         return _digest(
             {
@@ -101,7 +103,7 @@ class ResponseCache:
         )
 
     async def save(self, key: str, request_id: str, result: AskResult) -> None:
-        if self._store is None or any(call.error for call in result.calls):
+        if self._store is None or self.ttl_s is None or any(c.error for c in result.calls):
             return
         payload = result.model_dump(mode="json")
         await asyncio.to_thread(self._store.put, key, request_id, payload, self.ttl_s)

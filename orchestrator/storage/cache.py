@@ -40,16 +40,13 @@ class CacheStore:
             return CacheEntry(row.request_id, row.result, row.created_at)
 
     def put(self, key: str, request_id: str, result: dict[str, Any], ttl_s: float) -> None:
-        """Keep `result` for `ttl_s` seconds, replacing an expired entry; a concurrent
-        writer of the same key (another instance) wins quietly: both computed the same."""
+        """Keep `result` for `ttl_s` seconds. Expired entries (this key's included) are
+        deleted first, so the table holds live entries only; a concurrent writer of the
+        same key (another instance) wins quietly: both computed the same."""
         now = utcnow()
         try:
             with self.store.session() as session:
-                session.execute(
-                    delete(CachedResponse).where(
-                        CachedResponse.key == key, CachedResponse.expires_at <= now
-                    )
-                )
+                session.execute(delete(CachedResponse).where(CachedResponse.expires_at <= now))
                 if session.scalar(select(CachedResponse.key).where(CachedResponse.key == key)):
                     return
                 session.add(
@@ -63,11 +60,3 @@ class CacheStore:
                 )
         except IntegrityError:
             return
-
-    def purge(self, now: datetime | None = None) -> int:
-        """Delete expired entries; how many."""
-        with self.store.session() as session:
-            done = session.execute(
-                delete(CachedResponse).where(CachedResponse.expires_at <= (now or utcnow()))
-            )
-            return int(getattr(done, "rowcount", 0) or 0)
