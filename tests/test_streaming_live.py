@@ -4,6 +4,7 @@ real server with the official `openai` client: scripted experts that write word 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ models:
   judge: {{backend: scripted, answer: "the answer is twelve", token_latency_s: 0.1}}
   dead: {{backend: scripted, behaviour: error, retryable: true}}
   breaks: {{backend: scripted, answer: "{ANSWER}", fail_after_words: 3}}
+  breaking-judge: {{backend: scripted, answer: "the answer is twelve", fail_after_words: 2}}
 pipelines:
   single:
     router: {{name: fixed, experts: [writer]}}
@@ -41,6 +43,9 @@ pipelines:
     router: {{name: fixed, experts: [dead]}}
     aggregator: first
     limits: {{retries: 0}}
+  judge-breaks:
+    router: {{name: fixed, experts: [a, b]}}
+    aggregator: {{name: synthesize, model: breaking-judge}}
   breaks:
     router: {{name: fixed, experts: [breaks]}}
     aggregator: first
@@ -151,6 +156,28 @@ def test_a_failure_after_the_first_token_ends_the_stream_with_an_error(
     broken = items[request_id]
     # Not retried (retries: 2): the client already had the first words.
     assert broken.error is not None and [c.attempt for c in broken.calls] == [1]
+
+
+def test_a_synthesis_that_breaks_mid_stream_says_the_stream_broke_off(
+    server: tuple[RunningServer, str],
+) -> None:
+    """The aggregator falls back to a proposal, which does not continue what the client
+    already has: the stream ends with an error event, never with a spliced answer."""
+    s, _ = server
+    with httpx.stream(
+        "POST",
+        f"{s.base_url}/v1/chat/completions",
+        json={"model": "signoria/judge-breaks", "messages": HI, "stream": True},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    contents = [e for e in events if '"content":"' in e and '"content":""' not in e]
+    assert [json.loads(e[6:])["choices"][0]["delta"]["content"] for e in contents] == [
+        "the",
+        " answer",
+    ]
+    assert json.loads(events[-1][6:])["error"]["code"] == "stream_interrupted"
 
 
 def test_stop_sequences_are_applied_to_the_whole_answer(
