@@ -341,6 +341,15 @@ def test_keys_declared_in_the_config_are_kept_in_step_with_it(tmp_path: Path) ->
         timeout=60,
     )
     assert done.returncode == 2 and "keys.team-a.env: $TEAM_A_KEY is not set" in done.stderr
+    # Declared keys are kept in the database: without recording there is none.
+    unrecorded = subprocess.run(
+        [SIGNORIA, "serve", "-c", str(config), "--no-record"],
+        capture_output=True,
+        text=True,
+        env={**server_env(None), **env},
+        timeout=60,
+    )
+    assert unrecorded.returncode == 2 and "declared keys need recording on" in unrecorded.stderr
 
 
 def test_a_declared_key_naming_an_unknown_pipeline_points_at_it(tmp_path: Path) -> None:
