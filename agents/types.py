@@ -11,16 +11,83 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    """A function call an expert asked for; `arguments` is JSON text, as OpenAI sends it
+    (a model may write JSON that does not parse: the client decides what to do then)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 class Message(BaseModel):
-    """One chat message, in the OpenAI shape every backend understands."""
+    """One chat message, in the OpenAI shape every backend understands: an assistant turn
+    may carry the tool calls it made, a `tool` turn answers one of them by id."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message as chat-completions APIs take it; tool fields only when set."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+ToolChoice = Literal["none", "auto", "required"] | dict[str, Any]
+
+
+class ToolUse(BaseModel):
+    """The client's tools and output format, in OpenAI's shapes (the server validated
+    them): given only to the call that writes the final answer, never to the calls an
+    ensemble makes on its way there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+
+    def openai_fields(self) -> dict[str, Any]:
+        """The request fields an OpenAI-compatible provider takes as they are."""
+        fields: dict[str, Any] = {
+            "tools": list(self.tools) or None,
+            "tool_choice": self.tool_choice,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "response_format": self.response_format,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+    def forced_function(self) -> str | None:
+        """The function the client requires by name (`tool_choice: {"function": ...}`)."""
+        if isinstance(self.tool_choice, dict):
+            name = self.tool_choice.get("function", {}).get("name")
+            return str(name) if name else None
+        return None
+
+    @property
+    def offers_tools(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 class GenerationParams(BaseModel):
@@ -33,6 +100,7 @@ class GenerationParams(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    tool_use: ToolUse | None = None
 
 
 class ModelCard(BaseModel):
@@ -88,6 +156,7 @@ class Completion(BaseModel):
     started_at: float = 0.0
     error: str | None = None
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -262,6 +262,7 @@ class CallRunner:
                 seed=call.seed,
                 started_at=completion.started_at,
                 text=completion.text,
+                tool_calls=completion.tool_calls,
                 finish_reason=completion.finish_reason,
                 flags=flags,
                 reported_tokens_out=reported_tokens_out,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from signoria.agents.streaming import final_call, stream_started
-from signoria.agents.types import Completion, Expert, GenerationParams, Message
+from signoria.agents.types import Completion, Expert, GenerationParams, Message, ToolUse
 from signoria.errors import SignoriaError
 from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
-from signoria.orchestrator.aggregators.protocol import AggregationContext, Aggregator
+from signoria.orchestrator.aggregators.protocol import (
+    AggregationContext,
+    Aggregator,
+    passes_through,
+)
 from signoria.orchestrator.calls import CallRunner
 from signoria.orchestrator.limits import Limits, RequestLimits
 from signoria.orchestrator.metering import MISCONFIGURED
@@ -27,6 +31,11 @@ def last_user_message(messages: Sequence[Message]) -> str:
         if message.role == "user" and message.content.strip():
             return message.content
     raise ValueError("the conversation has no user message with content")
+
+
+class ToolUseNotAccepted(SignoriaError):
+    """Tools or a response format for a pipeline whose answer no single call writes (a
+    vote, a synthesis of drafts): there is no one call they could be given to."""
 
 
 class PipelineFailed(SignoriaError):
@@ -65,6 +74,8 @@ class Request:
     started: float
     # The caller's own max_tokens (None: the pipeline's default applies).
     max_tokens_requested: int | None = None
+    # The client's tools and output format, for the expert calls whose text is the answer.
+    tool_use: ToolUse | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,12 @@ class Pipeline:
             limits=limits or Limits(),
         )
 
+    @property
+    def accepts_tool_use(self) -> bool:
+        """Whether the client's tools and response format can reach the call that writes
+        the answer: only when the answer is one expert's text as it is (`first`)."""
+        return passes_through(self.aggregator)
+
     def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
         """The conversation the experts see; the pipeline's system prompt comes first
         unless the caller brought one of its own."""
@@ -113,14 +130,23 @@ class Pipeline:
         *,
         overrides: RequestLimits | None = None,
         health: ExpertHealth | None = None,
+        tool_use: ToolUse | None = None,
     ) -> AskResult:
         """Route, call the chosen experts concurrently, aggregate.
 
         `health` carries the circuit breakers that outlive this request (the
-        orchestrator's); without it, every expert is called as if healthy.
+        orchestrator's); without it, every expert is called as if healthy. `tool_use`
+        (the client's tools, response format) needs `accepts_tool_use`.
         """
+        if tool_use is not None and not self.accepts_tool_use:
+            raise ToolUseNotAccepted(
+                f"pipeline {self.name!r} aggregates several answers; tools and response_format "
+                "are taken by expert ids and pipelines whose aggregator is 'first'"
+            )
         request = await self.start(prompt, pool, overrides=overrides, health=health)
-        if len(request.assignments) == 1 and getattr(self.aggregator, "passes_through", False):
+        if tool_use is not None:
+            request = replace(request, tool_use=tool_use)
+        if len(request.assignments) == 1 and passes_through(self.aggregator):
             with final_call():  # the one expert's text is the answer: it may stream
                 return await self.finish(request, [await self.answer(request, 0)])
         slots = range(len(request.assignments))
@@ -156,7 +182,7 @@ class Pipeline:
 
     async def answer(self, request: Request, slot: int) -> Completion:
         """The completion of one routed assignment (its fallback's if it failed)."""
-        return await self._answer(request.runner, slot, request.assignments[slot], request.messages)
+        return await self._answer(request, slot, request.assignments[slot])
 
     async def finish(self, request: Request, completions: Sequence[Completion]) -> AskResult:
         """Aggregate a request's completions into its answer and trace."""
@@ -181,17 +207,17 @@ class Pipeline:
             max_tokens=runner.limits.max_tokens,
             max_tokens_requested=request.max_tokens_requested,
         )
-        if not aggregate.text:
+        if not aggregate.text and not aggregate.tool_calls:
             raise PipelineFailed(f"pipeline {self.name!r}: {aggregate.error}", result)
         return result
 
-    async def _answer(
-        self, runner: CallRunner, slot: int, assignment: Assignment, messages: list[Message]
-    ) -> Completion:
+    async def _answer(self, request: Request, slot: int, assignment: Assignment) -> Completion:
+        runner, messages = request.runner, request.messages
         params = GenerationParams(
             max_tokens=runner.limits.max_tokens,
             temperature=assignment.temperature or 0.0,
             seed=assignment.seed,
+            tool_use=request.tool_use,
         )
         completion = await runner.call(assignment.expert, messages, params, slot=slot)
         fallback = runner.limits.fallback

@@ -6,11 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoria.agents.types import ToolCall
 from signoria.routers.protocol import RoutingDecision
 
 CallRole = Literal["expert", "fallback", "aggregator"]
-# An answer's end as OpenAI names it: "length" when it was cut at max_tokens.
-FinishReason = Literal["stop", "length"]
+# An answer's end as OpenAI names it: "length" when it was cut at max_tokens,
+# "tool_calls" when the answer is a request to call the client's tools.
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class ExpertCall(BaseModel):
@@ -32,6 +34,7 @@ class ExpertCall(BaseModel):
     seed: int | None = None
     started_at: float = 0.0
     text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     # The backend's reason the call ended: "length" when it stopped at max_tokens.
     finish_reason: str | None = None
     # Where the row differs from what the backend said (orchestrator/metering.py):
@@ -77,6 +80,8 @@ class Aggregate(BaseModel):
     # The finish reason of the call whose text became `text` (the synthesis call of an
     # LLM aggregator, the chosen expert's call of a vote): "length" means it was cut.
     finish_reason: str | None = None
+    # The client's tools the answering expert asked to call (`text` may then be empty).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class AskResult(BaseModel):
@@ -101,8 +106,14 @@ class AskResult(BaseModel):
     def finish_reason(self) -> FinishReason:
         """Why the answer ended, as OpenAI says it: "length" when the call that wrote it
         stopped at max_tokens, else "stop"."""
+        if self.tool_calls:
+            return "tool_calls"
         reason = None if self.aggregation is None else self.aggregation.finish_reason
         return "length" if reason == "length" else "stop"
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return () if self.aggregation is None else self.aggregation.tool_calls
 
     @property
     def truncated(self) -> bool:

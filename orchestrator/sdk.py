@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from signoria.agents.pool import ExpertPool
-from signoria.agents.types import Message
+from signoria.agents.types import Message, ToolUse
 from signoria.errors import UnknownNameError
+from signoria.orchestrator.aggregators.protocol import passes_through
 from signoria.orchestrator.aggregators.registry import AGGREGATORS
 from signoria.orchestrator.config import PipelineSpec, SignoriaConfig, load_config
 from signoria.orchestrator.limits import RequestLimits
@@ -77,6 +78,15 @@ class Orchestrator:
             return "expert"
         return None
 
+    def accepts_tool_use(self, name: str) -> bool:
+        """Whether a model id's answer is one expert's call, which can take the client's
+        tools and response format (`Pipeline.accepts_tool_use`), without building the
+        pipeline's router."""
+        if self.kind(name) != "pipeline":
+            return True
+        spec = self.config.pipelines[name].aggregator
+        return passes_through(AGGREGATORS.build(spec.name, spec.params))
+
     def pipeline(
         self, name: str | None, *, temperature: float | None = None, seed: int | None = None
     ) -> Pipeline:
@@ -106,17 +116,22 @@ class Orchestrator:
         limits: RequestLimits | None = None,
         temperature: float | None = None,
         seed: int | None = None,
+        tool_use: ToolUse | None = None,
     ) -> AskResult:
         """Answer a question (or a chat, as messages) with a named pipeline, or with one
         expert when `pipeline` names an expert of the pool.
 
         `limits` may tighten the pipeline's limits for this request, never loosen them;
-        `temperature` and `seed` apply to a single expert (see `pipeline`).
+        `temperature` and `seed` apply to a single expert (see `pipeline`); `tool_use`
+        (tools, response format) to a pipeline whose answer is one expert's call
+        (`Pipeline.accepts_tool_use`); the result's `tool_calls` are the calls it asks for.
         """
         if isinstance(prompt, str) and not prompt.strip():
             raise ValueError("the query is empty")
         chosen = self.pipeline(pipeline, temperature=temperature, seed=seed)
-        return await chosen.run(prompt, self.pool, overrides=limits, health=self.health)
+        return await chosen.run(
+            prompt, self.pool, overrides=limits, health=self.health, tool_use=tool_use
+        )
 
     def ask(
         self,

@@ -34,6 +34,8 @@ from signoria.agents.types import (
     GenerationParams,
     Message,
     ModelCard,
+    ToolCall,
+    ToolUse,
 )
 from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
 from signoria.orchestrator.limits import Limits
@@ -390,6 +392,100 @@ async def test_openai_backend_sends_the_request_as_is() -> None:
         "seed": 3,
         "stop": ["\n"],
     }
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+FORCED = ToolUse(
+    tools=(WEATHER,), tool_choice={"type": "function", "function": {"name": "get_weather"}}
+)
+ASK_WEATHER = [Message(role="user", content="What is the weather in Paris?")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_required_tool_call_comes_back_from_a_real_server(
+    backend: str, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tools pass through to the provider as OpenAI shapes; llama_cpp.server holds the
+    call to the function's schema, and the call comes back parsed."""
+    monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
+    expert = remote(backend, server)
+    params = GenerationParams(max_tokens=48, tool_use=FORCED)
+    result = await expert.generate(ASK_WEATHER, params=params)
+    await expert.aclose()
+    assert result.ok and result.finish_reason == "tool_calls"
+    (call,) = result.tool_calls
+    assert call.name == "get_weather" and call.id
+    assert isinstance(json.loads(call.arguments)["city"], str)
+
+
+async def test_the_openai_backend_sends_tools_and_the_conversation_of_a_call() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=completion_body("It is sunny."))
+
+    call = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    chat = [
+        *ASK_WEATHER,
+        Message(role="assistant", content="", tool_calls=(call,)),
+        Message(role="tool", content='{"sky": "clear"}', tool_call_id="call_1"),
+    ]
+    fmt = {"type": "json_object"}
+    tool_use = ToolUse(tools=(WEATHER,), tool_choice="auto", response_format=fmt)
+    expert = remote("openai", NOWHERE, None, handler=handler)
+    result = await expert.generate(chat, params=GenerationParams(tool_use=tool_use))
+    assert result.text == "It is sunny." and result.tool_calls == ()
+    (body,) = seen
+    assert body["tools"] == [WEATHER] and body["tool_choice"] == "auto"
+    assert body["response_format"] == fmt and "parallel_tool_calls" not in body
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    }
+    assert body["messages"][2] == {
+        "role": "tool",
+        "content": '{"sky": "clear"}',
+        "tool_call_id": "call_1",
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_tool_call_without_a_name_is_a_retryable_provider_fault(backend: str) -> None:
+    answers = iter(["broken", "fine"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = completion_body("")
+        if next(answers) == "broken":
+            body["choices"][0]["message"]["tool_calls"] = [
+                {"id": "c", "type": "function", "function": {"arguments": "{}"}}
+            ]
+        else:
+            body["choices"][0]["message"]["content"] = "fine"
+        return httpx.Response(200, json=body)
+
+    expert = remote(backend, NOWHERE, None, handler=handler)
+    result = await single(retries=1).run("hi", {"remote-smol": expert})
+    assert result.answer == "fine"
+    assert result.calls[0].error is not None and "malformed" in result.calls[0].error
 
 
 def test_no_network_leaks_into_the_suite() -> None:

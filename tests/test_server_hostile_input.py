@@ -610,6 +610,12 @@ REJECTED_SHAPES = [
     chat(stop=["a", "b", "c", "d", "e"]),
     chat(seed=2**31),
     chat(seed=-1),
+    chat(messages=[*HI, {"role": "tool", "content": "21C"}]),  # answers no call id
+    chat(messages=[*HI, {"role": "tool", "tool_call_id": "c1"}]),  # and says nothing
+    chat(tools=[{"type": "function"}]),
+    chat(tools=[{"type": "function", "function": {"name": "no spaces allowed"}}]),
+    chat(tool_choice="sometimes"),
+    chat(response_format={"type": "json_schema"}),
     *(body for body, _ in WRONG_TYPES),
 ]
 
@@ -631,6 +637,24 @@ ACCEPTED_SHAPES = [
     chat(messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]),
     chat(messages=[{"role": "assistant", "content": None}, {"role": "user", "content": "x"}]),
     chat(stream=False, stream_options={"include_usage": True}, signoria={"deadline_s": 30}),
+    chat(response_format={"type": "text"}),
+    chat(
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        messages=[
+            *HI,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "done"},
+            {"role": "user", "content": "and now?"},
+        ],
+    ),
 ]
 
 

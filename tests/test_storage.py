@@ -62,7 +62,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def test_migrations_up_and_down_on_sqlite(tmp_path: Path) -> None:
     engine = create_engine(sqlite_url(tmp_path))
     upgrade(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, "base")
     assert current_revision(engine) is None

@@ -21,6 +21,7 @@ from signoria.agents.backends.remote import (
 )
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import from_exception
+from signoria.agents.tools import provider_tool_calls
 from signoria.agents.types import (
     Completion,
     ExpertError,
@@ -71,7 +72,7 @@ def priced_card(card: ModelCard, model: str) -> ModelCard:
 def count_tokens(model: str, messages: list[Message]) -> int:
     """litellm's estimate: the model's own tokenizer when litellm knows it, else tiktoken."""
     counted: int = load_litellm().token_counter(
-        model=model, messages=[m.model_dump() for m in messages]
+        model=model, messages=[m.to_openai() for m in messages]
     )
     return counted
 
@@ -112,7 +113,7 @@ class LiteLLMExpert:
         litellm = load_litellm()
         kwargs: dict[str, Any] = {
             "model": self._options.model,
-            "messages": [m.model_dump() for m in messages],
+            "messages": [m.to_openai() for m in messages],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -126,6 +127,8 @@ class LiteLLMExpert:
             kwargs["seed"] = params.seed
         if params.stop:
             kwargs["stop"] = list(params.stop)
+        if params.tool_use is not None:
+            kwargs.update(params.tool_use.openai_fields())
         if self._client is not None:
             kwargs["client"] = self._client
         started = time.time()
@@ -151,6 +154,11 @@ class LiteLLMExpert:
             # a provider fault, and often a passing one.
             raise ExpertError(f"{self._card.name}: malformed response: no choices", retryable=True)
         choice = response.choices[0]
+        try:
+            tool_calls = provider_tool_calls(choice.message.model_dump())
+        except TypeError as exc:
+            detail = f"{self._card.name}: malformed response: {exc}"
+            raise ExpertError(detail, retryable=True) from exc
         reported = getattr(response, "usage", None)
         usage = Usage(
             tokens_in=int(getattr(reported, "prompt_tokens", 0) or 0),
@@ -164,6 +172,7 @@ class LiteLLMExpert:
             latency_s=time.perf_counter() - t0,
             started_at=started,
             finish_reason=choice.finish_reason,
+            tool_calls=tool_calls,
         )
 
     async def aclose(self) -> None:

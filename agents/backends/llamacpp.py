@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from signoria.agents.pricing import call_cost
 from signoria.agents.sources import EmbeddedSource, HubSource, ModelSource, PathSource, resolve
 from signoria.agents.streaming import AnswerStream, active_stream
+from signoria.agents.tools import local_arguments, local_result
 from signoria.agents.types import (
     Availability,
     Completion,
@@ -239,7 +240,9 @@ class LlamaCppExpert:
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         cancel = threading.Event()
-        stream = active_stream()
+        tool_use = params.tool_use
+        # A tool call is parsed from the whole text: it is never streamed as prose.
+        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
 
         def complete(llama: Any) -> dict[str, Any]:
             import numpy as np
@@ -260,13 +263,14 @@ class LlamaCppExpert:
                 # bits, enough to change a sample: reset so a seed means the same answer.
                 llama.reset()
             arguments: dict[str, Any] = {
-                "messages": [m.model_dump() for m in messages],
+                "messages": [m.to_openai() for m in messages],
                 "max_tokens": params.max_tokens,
                 "temperature": params.temperature,
                 "top_p": params.top_p,
                 "seed": params.seed,
                 "stop": list(params.stop) or None,
                 "logits_processor": LogitsProcessorList([end_when_cancelled]),
+                **local_arguments(tool_use),
             }
             if stream is None:
                 result: dict[str, Any] = llama.create_chat_completion(**arguments)
@@ -284,14 +288,19 @@ class LlamaCppExpert:
             tokens_in=int(result["usage"]["prompt_tokens"]),
             tokens_out=int(result["usage"]["completion_tokens"]),
         )
+        try:
+            text, tool_calls = local_result((choice["message"]["content"] or "").strip(), tool_use)
+        except ValueError as exc:  # a required call cut at max_tokens
+            raise ExpertError(f"{self._card.name}: {exc}", retryable=False) from exc
         return Completion(
             expert=self._card.name,
-            text=(choice["message"]["content"] or "").strip(),
+            text=text,
             usage=usage,
             cost=call_cost(self._card, usage.tokens_in, usage.tokens_out),
             latency_s=time.perf_counter() - t0,
             started_at=started,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason="tool_calls" if tool_calls else choice.get("finish_reason"),
+            tool_calls=tool_calls,
         )
 
     async def load(self, *, only_if_room: bool = False) -> bool:

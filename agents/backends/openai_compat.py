@@ -31,6 +31,7 @@ from signoria.agents.backends.remote import (
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import header, retry_after_seconds
 from signoria.agents.streaming import AnswerStream, active_stream
+from signoria.agents.tools import provider_tool_calls
 from signoria.agents.types import (
     Completion,
     ExpertError,
@@ -97,11 +98,14 @@ class OpenAICompatExpert:
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         body: dict[str, Any] = {
             "model": self._options.model,
-            "messages": [m.model_dump() for m in messages],
+            "messages": [m.to_openai() for m in messages],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
         }
+        tool_use = params.tool_use
+        if tool_use is not None:
+            body.update(tool_use.openai_fields())
         if params.seed is not None:
             body["seed"] = params.seed
         if params.stop:
@@ -109,7 +113,8 @@ class OpenAICompatExpert:
         headers = self._headers()
         started = time.time()
         t0 = time.perf_counter()
-        stream = active_stream()
+        # A tool call arrives in pieces of JSON: it is asked for whole, never streamed.
+        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
         try:
             if stream is None:
                 response = await self._client_for_this_loop().post(
@@ -134,6 +139,7 @@ class OpenAICompatExpert:
             latency_s=time.perf_counter() - t0,
             started_at=started,
             finish_reason=choice.get("finish_reason"),
+            tool_calls=choice["tool_calls"],
         )
 
     async def _streamed(
@@ -170,7 +176,8 @@ class OpenAICompatExpert:
                         text.append(piece)
                         stream.write(piece)
                     finish = choice.get("finish_reason") or finish
-        return {"message": {"content": "".join(text)}, "finish_reason": finish}, usage
+        message = {"content": "".join(text)}
+        return {"message": message, "finish_reason": finish, "tool_calls": ()}, usage
 
     def _fault(
         self, detail: str, *, retryable: bool = True, retry_after_s: float | None = None
@@ -199,6 +206,7 @@ class OpenAICompatExpert:
             choice = payload["choices"][0]
             if not isinstance(choice.get("message"), dict):
                 raise TypeError("no message")
+            choice = {**choice, "tool_calls": provider_tool_calls(choice["message"])}
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._fault(f"malformed response: {type(exc).__name__}") from exc
         reported = payload.get("usage")

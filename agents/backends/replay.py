@@ -88,6 +88,11 @@ class ReplayExpert:
         return sum(_words(m.content) for m in messages)
 
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
+        if params.tool_use is not None:
+            raise ExpertError(
+                f"{self._card.name}: a replay answers with recorded text; it takes no tools "
+                "or response_format"
+            )
         started = time.time()
         query = next((m.content for m in reversed(messages) if m.role == "user"), "")
         row = self._table.by_query.get(query)

@@ -7,11 +7,12 @@ paths (hangs, provider errors, garbage, liars) reproducible.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import string
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,8 @@ from signoria.agents.types import (
     GenerationParams,
     Message,
     ModelCard,
+    ToolCall,
+    ToolUse,
     Usage,
 )
 
@@ -64,6 +67,9 @@ class ScriptedBehaviour(BaseModel):
     # A slow load before the first answer (a local model reading its weights): taken once,
     # shared by concurrent callers, and going on when a waiting caller gives up.
     load_s: float = Field(default=0.0, ge=0.0)
+    # The call it makes when offered a tool of this name (`{"name": .., "arguments": {..}}`);
+    # without one it answers in text, and refuses a request that requires a call.
+    tool_call: dict[str, Any] | None = None
 
     def availability(self) -> Availability:
         return Availability(available=True, detail=f"scripted: {self.behaviour}")
@@ -119,12 +125,27 @@ class ScriptedExpert:
             )
         if b.behaviour == "hang":
             await asyncio.Event().wait()  # never set: only a timeout ends this call
+        calls = self._tool_calls(params.tool_use)
+        if calls:
+            return self._completion(messages, "", t0, started, "tool_calls", calls)
         text, finish = self._text(messages, params), "stop"
         if b.stop_at_max_tokens and len(text.split()) > params.max_tokens:
             text, finish = " ".join(text.split()[: params.max_tokens]), "length"
         await self._write(text)
+        return self._completion(messages, text, t0, started, finish)
+
+    def _completion(
+        self,
+        messages: list[Message],
+        text: str,
+        t0: float,
+        started: float,
+        finish: str,
+        tool_calls: tuple[ToolCall, ...] = (),
+    ) -> Completion:
+        b = self._behaviour
         tokens_out = _count(text) if b.report_tokens_out is None else b.report_tokens_out
-        usage = Usage(tokens_in=await self.count_tokens(messages), tokens_out=tokens_out)
+        usage = Usage(tokens_in=_words(messages), tokens_out=tokens_out)
         cost = call_cost(self._card, usage.tokens_in, usage.tokens_out)
         return Completion(
             expert=self._card.name,
@@ -134,7 +155,25 @@ class ScriptedExpert:
             latency_s=time.perf_counter() - t0,
             started_at=started,
             finish_reason=finish,
+            tool_calls=tool_calls,
         )
+
+    def _tool_calls(self, tool_use: ToolUse | None) -> tuple[ToolCall, ...]:
+        """Its scripted call when the client offers that tool; a required call it cannot
+        make is refused (as a provider refuses a malformed request: not retried)."""
+        if tool_use is None or not tool_use.offers_tools:
+            return ()
+        offered = {t.get("function", {}).get("name") for t in tool_use.tools}
+        script = self._behaviour.tool_call or {}
+        forced = tool_use.forced_function()
+        name = script.get("name")
+        if name in offered and forced in (None, name):
+            arguments = json.dumps(script.get("arguments", {}))
+            call_id = f"call_{self._card.name}_{self.calls}"
+            return (ToolCall(id=call_id, name=str(name), arguments=arguments),)
+        if forced is not None or tool_use.tool_choice == "required":
+            raise ExpertError(f"{self._card.name}: has no scripted call of the tool required")
+        return ()
 
     async def _write(self, text: str) -> None:
         """Take the generation time, word by word into the answer stream when there is one."""

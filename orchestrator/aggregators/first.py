@@ -21,7 +21,8 @@ class FirstParams(BaseModel):
 
 class FirstAnswer:
     # The answer is an expert's text as it is: with one routed expert, that expert's call
-    # is the final answer and streams (orchestrator/pipeline.py).
+    # is the final answer and streams (orchestrator/pipeline.py), and the client's tools
+    # and response format are given to the experts' calls.
     passes_through = True
 
     def __init__(self, params: FirstParams) -> None:
@@ -39,4 +40,5 @@ class FirstAnswer:
             chosen=(ok[0],),
             discarded=tuple(i for i in range(len(completions)) if i != ok[0]),
             finish_reason=completions[ok[0]].finish_reason,
+            tool_calls=completions[ok[0]].tool_calls,
         )

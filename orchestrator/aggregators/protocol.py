@@ -65,9 +65,16 @@ class Aggregator(Protocol):
     ) -> Aggregate: ...
 
 
+def passes_through(aggregator: Aggregator) -> bool:
+    """Whether the answer is one expert's call as it is (`first`): then that call may
+    stream, and the client's tools and response format are given to it."""
+    return bool(getattr(aggregator, "passes_through", False))
+
+
 def answered(completions: Sequence[Completion]) -> list[int]:
-    """Indices of the completions that produced text: the only ones worth aggregating."""
-    return [i for i, c in enumerate(completions) if c.ok and c.text.strip()]
+    """Indices of the completions that produced an answer (text, or calls of the client's
+    tools): the only ones worth aggregating."""
+    return [i for i, c in enumerate(completions) if c.ok and (c.text.strip() or c.tool_calls)]
 
 
 def nothing_to_aggregate(name: str, completions: Sequence[Completion]) -> Aggregate:

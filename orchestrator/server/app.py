@@ -43,7 +43,12 @@ from signoria.orchestrator.server.metrics import CONTENT_TYPE, ServerMetrics
 from signoria.orchestrator.server.origin import install_browser_guards
 from signoria.orchestrator.server.preload import Preloader
 from signoria.orchestrator.server.recording import RECORDED_HEADER, Recorder
-from signoria.orchestrator.server.requests import read_chat_request, request_limits, to_messages
+from signoria.orchestrator.server.requests import (
+    read_chat_request,
+    request_limits,
+    to_messages,
+    tool_use,
+)
 from signoria.orchestrator.server.responses import (
     apply_stops,
     chunk_events,
@@ -119,6 +124,7 @@ async def _execute(
         limits=limits,
         temperature=body.temperature,
         seed=body.seed,
+        tool_use=tool_use(body),
     )
 
 
@@ -276,6 +282,8 @@ def create_app(
         messages = to_messages(body, settings)
         limits = request_limits(body, settings)
         target = catalog.require(body.model)
+        if tool_use(body) is not None:
+            catalog.require_tool_use(target, "tools" if body.tools else "response_format")
         try:
             limits = await keys.admit(client, target.kind, target.name, limits)
             gate.enter()
@@ -290,8 +298,9 @@ def create_app(
             finally:
                 gate.leave()
 
-        if body.stream and not body.stops():
-            # As the answer is written (stop sequences need the whole answer to cut it).
+        if body.stream and not body.stops() and not body.tools:
+            # As the answer is written (stop sequences need the whole answer to cut it, a
+            # tool call is only known once it is complete).
             return await live_stream(completion_id, body.model, work)
         result, headers = await work()
         answer = result.answer

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from signoria.orchestrator.sdk import Orchestrator, TargetKind
-from signoria.orchestrator.server.errors import ApiError
+from signoria.orchestrator.server.errors import ApiError, bad_request
 from signoria.orchestrator.server.schemas import ModelInfo, ModelObject
 
 PIPELINE_PREFIX = "signoria/"
@@ -57,6 +57,23 @@ class Catalog:
             )
         return target
 
+    def require_tool_use(self, target: Target, param: str) -> None:
+        """A 400 naming the model ids that take tools, when `target` does not."""
+        if self.orchestrator.accepts_tool_use(target.name):
+            return
+        takers = [
+            PIPELINE_PREFIX + name
+            for name in self.orchestrator.pipelines
+            if self.orchestrator.accepts_tool_use(name)
+        ]
+        raise bad_request(
+            f"pipeline {target.name!r} combines several answers, so no one call could take "
+            f"{param}; it is taken by expert ids and by the pipelines "
+            f"{', '.join(takers) or '(none configured)'}",
+            param=param,
+            code="unsupported",
+        )
+
     def model(self, model_id: str, target: Target) -> ModelObject:
         if target.kind == "pipeline":
             spec = self.orchestrator.config.pipelines[target.name]
@@ -72,6 +89,7 @@ class Catalog:
             rewrites_messages=system is not None,
             max_tokens=limits.max_tokens,
             max_tokens_cap=limits.max_tokens_cap,
+            tools=self.orchestrator.accepts_tool_use(target.name),
         )
         return ModelObject(id=model_id, created=self.created, signoria=info)
 

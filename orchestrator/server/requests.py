@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from signoria.agents.types import Message, Role
+from signoria.agents.types import Message, Role, ToolCall, ToolUse
 from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.server.body import check_content_type, parse_json, read_body
 from signoria.orchestrator.server.errors import bad_request
@@ -24,6 +24,8 @@ from signoria.orchestrator.server.schemas import (
     FORBIDDEN_FIELDS,
     UNSUPPORTED_FIELDS,
     ChatCompletionRequest,
+    ChatMessage,
+    TextFormat,
 )
 from signoria.orchestrator.server.settings import ServerSettings
 
@@ -43,7 +45,10 @@ def check_client_fields(data: Mapping[str, Any]) -> None:
     for name in UNSUPPORTED_FIELDS:
         if data.get(name) not in (None, False, [], {}):
             raise bad_request(
-                f"{name!r} is not supported by this server", param=name, code="unsupported"
+                f"{name!r} is not supported by this server"
+                + ("; send tools and tool_choice" if name.startswith("function") else ""),
+                param=name,
+                code="unsupported",
             )
 
 
@@ -56,11 +61,22 @@ def validate(data: Mapping[str, Any]) -> ChatCompletionRequest:
 
 
 def _role(role: str) -> Role:
-    if role == "user":
-        return "user"
-    if role == "assistant":
-        return "assistant"
+    if role in ("user", "assistant", "tool"):
+        return role  # type: ignore[return-value]
     return "system"  # system, or developer: OpenAI's newer name for it
+
+
+def _message(message: ChatMessage) -> Message:
+    calls = tuple(
+        ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        for call in message.tool_calls or ()
+    )
+    return Message(
+        role=_role(message.role),
+        content=message.text(),
+        tool_calls=calls,
+        tool_call_id=message.tool_call_id,
+    )
 
 
 def to_messages(body: ChatCompletionRequest, settings: ServerSettings) -> list[Message]:
@@ -70,10 +86,35 @@ def to_messages(body: ChatCompletionRequest, settings: ServerSettings) -> list[M
             f"{len(body.messages)} messages; this server accepts at most {settings.max_messages}",
             param="messages",
         )
-    messages = [Message(role=_role(m.role), content=m.text()) for m in body.messages]
+    messages = [_message(m) for m in body.messages]
     if not any(m.role == "user" and m.content.strip() for m in messages):
         raise bad_request("the conversation has no user message with content", param="messages")
     return messages
+
+
+def tool_use(body: ChatCompletionRequest) -> ToolUse | None:
+    """The client's tools and response format, checked against each other; None when it
+    sent neither (`response_format: text` is the default, not a request)."""
+    names = [tool.function.name for tool in body.tools or ()]
+    if len(set(names)) < len(names):
+        raise bad_request("two tools share a name", param="tools")
+    choice = body.tool_choice
+    if choice is not None and choice != "none" and not names:
+        raise bad_request("tool_choice needs tools", param="tool_choice")
+    if not isinstance(choice, str | None) and choice.function.name not in names:
+        raise bad_request(
+            f"tool_choice names {choice.function.name!r}, which is not among the tools",
+            param="tool_choice",
+        )
+    fmt = None if isinstance(body.response_format, TextFormat) else body.response_format
+    if not names and fmt is None:
+        return None
+    return ToolUse(
+        tools=tuple(tool.model_dump(exclude_none=True) for tool in body.tools or ()),
+        tool_choice=choice if isinstance(choice, str | None) else choice.model_dump(),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=None if fmt is None else fmt.model_dump(exclude_none=True, by_alias=True),
+    )
 
 
 def request_limits(body: ChatCompletionRequest, settings: ServerSettings) -> RequestLimits:

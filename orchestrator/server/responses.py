@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from signoria.orchestrator.result import AskResult, FinishReason
 from signoria.orchestrator.server.schemas import (
@@ -21,7 +22,9 @@ from signoria.orchestrator.server.schemas import (
     Choice,
     ChunkChoice,
     CompletionUsage,
+    FunctionCallOut,
     SignoriaTrace,
+    ToolCallOut,
 )
 
 _PIECES = re.compile(r"\s*\S+\s*|\s+")
@@ -53,9 +56,11 @@ def usage_of(result: AskResult) -> CompletionUsage:
 
 
 def finish_reason_of(answer: str, result: AskResult) -> FinishReason:
-    """The answer's OpenAI finish reason: "length" when the call that wrote it stopped at
-    max_tokens, unless a stop sequence cut the answer before that end (then "stop", as
-    OpenAI says for a stop sequence)."""
+    """The answer's OpenAI finish reason: "tool_calls" when it calls the client's tools,
+    "length" when the call that wrote it stopped at max_tokens, unless a stop sequence
+    cut the answer before that end (then "stop", as OpenAI says for a stop sequence)."""
+    if result.tool_calls:
+        return "tool_calls"
     full = result.aggregation.text if result.aggregation is not None else answer
     if len(answer) < len(full):
         return "stop"
@@ -80,14 +85,25 @@ def trace_of(result: AskResult) -> SignoriaTrace:
     )
 
 
+def tool_calls_of(result: AskResult) -> list[ToolCallOut] | None:
+    calls = [
+        ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
+        for c in result.tool_calls
+    ]
+    return calls or None
+
+
 def completion(completion_id: str, model: str, answer: str, result: AskResult) -> ChatCompletion:
+    calls = tool_calls_of(result)
     return ChatCompletion(
         id=completion_id,
         created=int(time.time()),
         model=model,
         choices=[
             Choice(
-                message=AssistantMessage(content=answer),
+                message=AssistantMessage(
+                    content=None if calls and not answer else answer, tool_calls=calls
+                ),
                 finish_reason=finish_reason_of(answer, result),
             )
         ],
@@ -112,7 +128,7 @@ def sse(chunk: ChatCompletionChunk) -> str:
     return f"data: {chunk.model_dump_json(exclude=exclude)}\n\n"
 
 
-def delta_event(completion_id: str, created: int, model: str, delta: dict[str, str]) -> str:
+def delta_event(completion_id: str, created: int, model: str, delta: dict[str, Any]) -> str:
     return sse(
         ChatCompletionChunk(
             id=completion_id, created=created, model=model, choices=[ChunkChoice(delta=delta)]
@@ -152,5 +168,9 @@ def chunk_events(completion_id: str, model: str, answer: str, result: AskResult)
     yield delta_event(completion_id, created, model, {"role": "assistant", "content": ""})
     for piece in split_answer(answer):
         yield delta_event(completion_id, created, model, {"content": piece})
+    calls = tool_calls_of(result) or []
+    if calls:  # each call whole, in one delta, as OpenAI's last tool-call chunk has it
+        deltas = [{"index": i, **call.model_dump()} for i, call in enumerate(calls)]
+        yield delta_event(completion_id, created, model, {"tool_calls": deltas})
     yield final_event(completion_id, created, model, answer, result)
     yield DONE

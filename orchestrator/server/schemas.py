@@ -3,8 +3,9 @@
 The request side is deliberately tolerant of fields OpenAI clients send by habit (they
 are ignored) but strict about the ones that would change where or how a call is made:
 credentials and backend addresses are rejected outright (the operator's config alone
-decides those), and features this server cannot honour (tools, logprobs, ...) are
-rejected rather than silently dropped.
+decides those), and features this server cannot honour (logprobs, audio, the legacy
+`functions`, ...) are rejected rather than silently dropped. Tools and response formats
+are taken in OpenAI's shapes and checked here; where they can go is `requests.tool_use`.
 
 Request models validate in strict mode, as OpenAI does: `max_tokens: true` or
 `stream: "yes"` is a 422, not a silent 1 or true (an integer is still a valid float).
@@ -32,12 +33,8 @@ FORBIDDEN_FIELDS = (
 )
 # Fields whose meaning the server cannot honour; rejected when set to anything truthy.
 UNSUPPORTED_FIELDS = (
-    "tools",
-    "tool_choice",
     "functions",
     "function_call",
-    "parallel_tool_calls",
-    "response_format",
     "logprobs",
     "top_logprobs",
     "logit_bias",
@@ -97,25 +94,58 @@ class TextPart(BaseModel):
     text: str
 
 
+_FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class FunctionCall(BaseModel):
+    model_config = _REQUEST
+
+    name: str = Field(pattern=_FUNCTION_NAME)
+    arguments: str
+
+
+class ToolCallIn(BaseModel):
+    """A call an assistant turn made, sent back as part of the conversation."""
+
+    model_config = _REQUEST
+
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"]
+    function: FunctionCall
+
+
+def _needs(role: str, *required: str) -> dict[str, Any]:
+    """`role` messages require these fields, not null: the schema's form of `_roles`."""
+    not_null = {name: {"not": {"type": "null"}} for name in required}
+    return {
+        "if": {"properties": {"role": {"const": role}}},
+        "then": {"required": list(required), "properties": not_null},
+    }
+
+
 class ChatMessage(BaseModel):
-    """One message; `content` may be null only on an assistant or system turn."""
+    """One message; `content` may be null only on an assistant or system turn. A `tool`
+    turn answers the assistant's call `tool_call_id`."""
 
     model_config = ConfigDict(
         **_REQUEST,
         json_schema_extra={
-            "if": {"properties": {"role": {"const": "user"}}},
-            "then": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+            "allOf": [_needs("user", "content"), _needs("tool", "content", "tool_call_id")]
         },
     )
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = Field(default=None, max_length=256)
+    tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=64)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="after")
-    def _user_content(self) -> ChatMessage:
+    def _roles(self) -> ChatMessage:
         if self.role == "user" and self.content is None:
             raise ValueError("a user message needs content")
+        if self.role == "tool" and (self.content is None or self.tool_call_id is None):
+            raise ValueError("a tool message needs content and the tool_call_id it answers")
         return self
 
     def text(self) -> str:
@@ -140,6 +170,71 @@ class SignoriaOptions(BaseModel):
     deadline_s: float | None = Field(
         default=None, ge=MIN_DEADLINE_S, description="wall-clock seconds (at least 0.1)"
     )
+
+
+class FunctionDefinition(BaseModel):
+    model_config = _REQUEST
+
+    name: str = Field(pattern=_FUNCTION_NAME)
+    description: str | None = Field(default=None, max_length=4096)
+    # A JSON schema of the arguments; local models are held to it by a grammar.
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(BaseModel):
+    model_config = _REQUEST
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    model_config = _REQUEST
+
+    name: str = Field(pattern=_FUNCTION_NAME)
+
+
+class NamedToolChoice(BaseModel):
+    """`tool_choice` naming the one function the answer must call."""
+
+    model_config = _REQUEST
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class TextFormat(BaseModel):
+    model_config = _REQUEST
+
+    type: Literal["text"]
+
+
+class JsonObjectFormat(BaseModel):
+    model_config = _REQUEST
+
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(**_REQUEST, populate_by_name=True)
+
+    name: str = Field(pattern=_FUNCTION_NAME)
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = _REQUEST
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = Annotated[
+    TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
+]
 
 
 class StreamOptions(BaseModel):
@@ -167,6 +262,10 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = Field(default=None, max_length=256)
     seed: Seed | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
     signoria: SignoriaOptions | None = None
 
     def stops(self) -> tuple[str, ...]:
@@ -176,15 +275,32 @@ class ChatCompletionRequest(BaseModel):
         return tuple(s for s in items if s)
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
+    """The answer; `content` is null when it is only calls of the client's tools."""
+
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+FinishReasonOut = Literal["stop", "length", "tool_calls"]
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"] = "stop"
+    finish_reason: FinishReasonOut = "stop"
     logprobs: None = None
 
 
@@ -207,7 +323,7 @@ class SignoriaTrace(BaseModel):
     # The answer's own finish reason ("length": cut at max_tokens) and the token limit
     # each call had: what the client asked (`max_tokens_requested`, null if nothing) and
     # what was applied (the pipeline's default, or its `max_tokens_cap`).
-    finish_reason: Literal["stop", "length"] = "stop"
+    finish_reason: FinishReasonOut = "stop"
     truncated: bool = False
     max_tokens_applied: int | None = None
     max_tokens_requested: int | None = None
@@ -230,8 +346,8 @@ class ChatCompletion(BaseModel):
 
 class ChunkChoice(BaseModel):
     index: int = 0
-    delta: dict[str, str]
-    finish_reason: Literal["stop", "length"] | None = None
+    delta: dict[str, Any]
+    finish_reason: FinishReasonOut | None = None
     logprobs: None = None
 
 
@@ -261,6 +377,8 @@ class ModelInfo(BaseModel):
     # (None: only the server's own cap).
     max_tokens: int | None = None
     max_tokens_cap: int | None = None
+    # Whether `tools` and `response_format` are taken (the answer is one expert's call).
+    tools: bool = False
 
 
 class ModelObject(BaseModel):

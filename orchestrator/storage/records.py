@@ -31,6 +31,8 @@ class CallRecord(_Record):
     flags: tuple[str, ...] = ()
     reported_tokens_out: int | None = None
     reported_cost: float | None = None
+    # The calls of the client's tools it asked for, in OpenAI's shape.
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 class RoutingRecord(_Record):

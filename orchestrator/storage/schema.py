@@ -111,6 +111,8 @@ class ModelCall(Base):
     flags: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     reported_tokens_out: Mapped[int | None]
     reported_cost: Mapped[float | None] = mapped_column(Float)
+    # The calls of the client's tools the expert asked for, in OpenAI's shape.
+    tool_calls: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 class AggregationRecord(Base):

@@ -360,6 +360,7 @@ def _attach_trace(item: Item, result: AskResult) -> None:
             flags=list(c.flags),
             reported_tokens_out=c.reported_tokens_out,
             reported_cost=c.reported_cost,
+            tool_calls=[call.to_openai() for call in c.tool_calls],
         )
         for i, c in enumerate(result.calls)
     ]
