@@ -12,13 +12,21 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FM
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 DEMO_QUESTION ?= What is 17 * 3?
 
-.PHONY: demo test install lint clean-venv
+.PHONY: demo test install lint clean-venv chromium
 
 demo: install
 	$(BIN)/signoria ask "$(DEMO_QUESTION)"
 
-test: install $(STAMPS)/ray
+test: install $(STAMPS)/ray chromium
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# The web console's browser tests drive Debian's Chromium through Playwright (which never
+# downloads a browser); as root with apt, it is installed once, else those tests skip.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "note: could not install chromium; the console's browser tests will be skipped" >&2; \
+	fi
 
 # Style, types and the import contract: run by CI beside the tests, not by pytest.
 lint: install $(STAMPS)/ray

@@ -136,6 +136,8 @@ def test_the_wheel_holds_one_import_name_with_its_data(tmp_path: Path) -> None:
         "signoria/configs/default.yaml",
         "signoria/configs/artifacts/local-pool/config.json",
         "signoria/orchestrator/storage/migrations/script.py.mako",
+        "signoria/evals/console/templates/request.html",
+        "signoria/evals/console/static/playground.js",
     ):
         assert expected in names
     assert not [n for n in names if n.startswith(("signoria/tests", "signoria/benchmarks"))]

@@ -12,7 +12,7 @@ queue per model inside the llama.cpp runtime), bounded by `max_concurrent` in fl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,7 @@ from signoria.orchestrator.server.settings import ServerConfigError, ServerSetti
 from signoria.orchestrator.server.streaming import live_stream
 from signoria.orchestrator.server.tracing import RequestTracer
 from signoria.orchestrator.storage.keys import KeyStore
+from signoria.registry import load_ref
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -100,6 +101,23 @@ class InFlight:
 
     def leave(self) -> None:
         self.count -= 1
+
+
+# The web console is a view over records and eval reports, so it lives in the evals
+# layer; the server finds it by name rather than importing upward.
+CONSOLE = "signoria.evals.console:install"
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    """What the web console needs from the server that mounts it."""
+
+    # The records' store once recording started (None: recording is off).
+    store: Callable[[], Store | None]
+    # The API's own key check (a bearer key, or the console's login cookie).
+    require_key: Callable[..., Awaitable[str | None]]
+    model_ids: Callable[[], list[str]]
+    auth: Callable[[], Awaitable[bool]]
 
 
 @dataclass
@@ -356,6 +374,18 @@ def create_app(
         return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
 
     app.include_router(v1)
+    if settings.console:
+
+        async def auth_on() -> bool:
+            return settings.auth_required or await keys.any_keys()
+
+        context = ConsoleContext(
+            store=lambda: None if recorder is None else recorder.store,
+            require_key=require_key,
+            model_ids=lambda: [m.id for m in catalog.models()],
+            auth=auth_on,
+        )
+        load_ref(CONSOLE, what="the web console")(app, context)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,8 +1,10 @@
 """Bearer API keys, checked in constant time.
 
-The dependency reads only the Authorization header, and the chat endpoint parses its body
-itself after the dependencies ran, so an unauthenticated client always gets 401 and never
-learns anything from how its body was judged.
+The dependency reads only the Authorization header (or, for the web console's pages, the
+key a person entered at its login, held in a SameSite=Strict, HttpOnly cookie: no other
+site's page can send it, and the origin guard refuses their requests anyway), and the
+chat endpoint parses its body itself after the dependencies ran, so an unauthenticated
+client always gets 401 and never learns anything from how its body was judged.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Cookie, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
@@ -20,7 +22,9 @@ from signoria.orchestrator.server.errors import AUTHENTICATION, ApiError
 from signoria.orchestrator.server.keys import KeyGate
 from signoria.orchestrator.storage.keys import key_fingerprint
 
-__all__ = ["api_key_dependency", "key_fingerprint", "key_matches"]
+__all__ = ["KEY_COOKIE", "api_key_dependency", "key_fingerprint", "key_matches"]
+
+KEY_COOKIE = "signoria_key"
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in $SIGNORIA_API_KEYS.")
 
@@ -53,13 +57,15 @@ def api_key_dependency(
 
     async def require_api_key(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        signoria_key: Annotated[str | None, Cookie(include_in_schema=False)] = None,
     ) -> str | None:
         if not keys and not await gate.any_keys():
             return None
-        if credentials is None:
+        given = credentials.credentials if credentials is not None else signoria_key
+        if not given:
             raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        fingerprint = key_fingerprint(credentials.credentials)
-        if not key_matches(credentials.credentials, keys) and await gate.find(fingerprint) is None:
+        fingerprint = key_fingerprint(given)
+        if not key_matches(given, keys) and await gate.find(fingerprint) is None:
             raise _unauthorized("invalid API key")
         return fingerprint
 

@@ -94,6 +94,10 @@ def serve(
             "200 at once; a first call waits for its model's load).",
         ),
     ] = False,
+    no_console: Annotated[
+        bool,
+        typer.Option("--no-console", help="Do not serve the web console at /console."),
+    ] = False,
     cache_ttl: Annotated[
         float | None,
         typer.Option(
@@ -145,6 +149,7 @@ def serve(
             "db_url": db,
             "config_source": None if config is None else str(config),
             "lazy": lazy,
+            "console": not no_console,
             "cache_ttl_s": cache_ttl,
             "cache_shared": cache_shared,
             **{key: value for key, value in caps.items() if value is not None},

@@ -91,6 +91,8 @@ class ServerSettings(BaseModel):
     cache_shared: bool = Field(default=False, description="replay across API keys")
     # Load the configured local models at startup (see preload.py) unless lazy.
     lazy: bool = Field(default=False, description="load local models on first use only")
+    # The web console at /console (signoria.evals.console), behind the same keys.
+    console: bool = Field(default=True, description="serve the web console at /console")
 
     @classmethod
     def from_env(

@@ -47,6 +47,7 @@ class RoutingRecord(_Record):
 class AggregationInputRecord(_Record):
     position: int
     outcome: str
+    call_position: int | None = None
 
 
 class AggregationRecord(_Record):
@@ -92,6 +93,9 @@ class ItemRecord(_Record):
     feedback: FeedbackRecord | None = None
     finish_reason: str | None = None
     cached_from: str | None = None
+    created_at: datetime | None = None
+    # The fingerprint of the API key that asked (served requests; None: keys off).
+    client: str | None = None
 
 
 class RunRecord(_Record):

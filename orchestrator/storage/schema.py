@@ -144,6 +144,11 @@ class AggregationInput(Base):
 
     call: Mapped[ModelCall | None] = relationship()
 
+    @property
+    def call_position(self) -> int | None:
+        """The position in its item's trace of the call whose answer this was."""
+        return None if self.call is None else self.call.position
+
 
 class Score(Base):
     __tablename__ = "scores"

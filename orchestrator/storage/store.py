@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, case, create_engine, event, func, make_url, select
+from sqlalchemy import Engine, Select, case, create_engine, event, func, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -301,18 +301,11 @@ class Store:
 
     def items(self, run_id: str) -> list[ItemRecord]:
         """Items of a run with calls and scores loaded, in dataset order."""
-        query = (
-            select(Item)
-            .where(Item.run_id == run_id)
-            .options(
-                selectinload(Item.calls),
-                selectinload(Item.scores),
-                selectinload(Item.routing),
-                selectinload(Item.aggregations).selectinload(AggregationRecord.inputs),
-                selectinload(Item.feedback),
-            )
-            .order_by(Item.position, Item.id)
-        )
+        query = with_trace(select(Item).where(Item.run_id == run_id))
+        return self.item_records(query.order_by(Item.position, Item.id))
+
+    def item_records(self, query: Select[Item]) -> list[ItemRecord]:
+        """The records of a query's items (see `with_trace` to load their traces)."""
         with self.session() as s:
             return [ItemRecord.model_validate(item) for item in s.scalars(query)]
 
@@ -340,6 +333,19 @@ class Store:
         except IntegrityError:
             # Two first verdicts on one request raced: the loser now updates the winner's.
             return attempt()
+
+
+def with_trace(query: Select[Item]) -> Select[Item]:
+    """Load each item's calls, scores, routing, aggregation and feedback with it."""
+    return query.options(
+        selectinload(Item.calls),
+        selectinload(Item.scores),
+        selectinload(Item.routing),
+        selectinload(Item.aggregations)
+        .selectinload(AggregationRecord.inputs)
+        .selectinload(AggregationInput.call),
+        selectinload(Item.feedback),
+    )
 
 
 def _attach_trace(item: Item, result: AskResult) -> None:
