@@ -363,3 +363,29 @@ def test_a_declared_key_naming_an_unknown_pipeline_points_at_it(tmp_path: Path) 
     config.write_text(CONFIG + "\nkeys:\n  k: {env: K, rpm: 3}\n")
     with pytest.raises(ConfigError, match=r"keys\.k\.rpm"):
         load_config(config)
+
+
+async def test_a_request_the_in_flight_cap_refuses_never_counts_against_the_keys_rpm(
+    tmp_path: Path,
+) -> None:
+    """One slow request holds the only slot; the three sent meanwhile are 429 at the door
+    and write no admission, so the key's two requests a minute still admit a second."""
+    path = tmp_path / "slow.yaml"
+    path.write_text(CONFIG.replace('answer: "forty two"', 'answer: "forty two", latency_s: 1.5'))
+    db = f"sqlite:///{tmp_path / 'slot.db'}"
+    key = create_key(db, "slot", "--rpm", "2")
+    args = ("--config", str(path), "--db", db, "--max-concurrent", "1")
+    with running_server(*args, log=tmp_path / "server.log") as server:
+        headers = {"Authorization": f"Bearer {key}"}
+        body = {"model": "signoria/quick", "messages": HI}
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+            slow = asyncio.create_task(http.post("/v1/chat/completions", json=body))
+            await asyncio.sleep(0.5)
+            door = [await http.post("/v1/chat/completions", json=body) for _ in range(3)]
+            assert [r.status_code for r in door] == [429, 429, 429]
+            assert all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in door)
+            assert (await slow).status_code == 200
+            second = await http.post("/v1/chat/completions", json=body)
+            assert second.status_code == 200, second.text
+            third = await http.post("/v1/chat/completions", json=body)
+            assert third.status_code == 429 and "minute" in third.json()["error"]["message"]

@@ -303,8 +303,14 @@ def create_app(
         if tool_use(body) is not None:
             catalog.require_tool_use(target, "tools" if body.tools else "response_format")
         try:
-            limits = await keys.admit(client, target.kind, target.name, limits)
+            # The in-flight cap first: a request it refuses never counts against the
+            # key's requests per minute (an admission is written only for one that runs).
             gate.enter()
+            try:
+                limits = await keys.admit(client, target.kind, target.name, limits)
+            except ApiError:
+                gate.leave()
+                raise
         except ApiError as refused:  # the key's limits or the in-flight cap
             metrics.observe(body.model, refused.status, None)
             raise
