@@ -171,14 +171,15 @@ async def test_both_backends_give_the_same_greedy_answer(
     assert answers[0] == answers[1] != ""
 
 
-async def test_the_openai_backend_streams_the_same_answer_from_a_real_server(
-    server: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_each_api_backend_streams_the_same_answer_from_a_real_server(
+    backend: str, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inside a final call of a streaming request the backend asks the provider for a
     stream and forwards each delta as it arrives; the answer is the one-piece answer."""
     monkeypatch.setenv("SIGNORIA_TEST_KEY", KEY)
     params = GenerationParams(max_tokens=12, temperature=0.0)
-    expert = remote("openai", server)
+    expert = remote(backend, server, price=1.0)
     whole = await expert.generate(QUESTION, params=params)
     stream = AnswerStream()
     with streaming_answer(stream), final_call():
@@ -190,6 +191,11 @@ async def test_the_openai_backend_streams_the_same_answer_from_a_real_server(
     assert streamed.ok and streamed.text == whole.text != ""
     assert "".join(pieces).strip() == whole.text and len(pieces) > 1
     assert streamed.finish_reason == whole.finish_reason
+    if backend == "litellm":  # this server sends no usage: litellm counts the stream's
+        assert streamed.usage.tokens_out == whole.usage.tokens_out > 0  # (its own tokenizer)
+        assert streamed.cost is not None and streamed.usage.tokens_in > 0
+    else:  # llama_cpp.server sends no usage in a stream: the cost is unknown, never 0
+        assert streamed.cost is None and whole.cost is not None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

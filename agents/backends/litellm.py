@@ -21,6 +21,7 @@ from signoria.agents.backends.remote import (
 )
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import from_exception
+from signoria.agents.streaming import AnswerStream, active_stream
 from signoria.agents.tools import provider_tool_calls
 from signoria.agents.types import (
     Completion,
@@ -28,6 +29,7 @@ from signoria.agents.types import (
     GenerationParams,
     Message,
     ModelCard,
+    ToolCall,
     Usage,
 )
 
@@ -131,24 +133,20 @@ class LiteLLMExpert:
             kwargs.update(params.tool_use.openai_fields())
         if self._client is not None:
             kwargs["client"] = self._client
+        tool_use = params.tool_use
+        # A tool call arrives in pieces of JSON: it is asked for whole, never streamed.
+        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
         started = time.time()
         t0 = time.perf_counter()
         try:
-            response = await litellm.acompletion(**kwargs)
+            if stream is None:
+                response = await litellm.acompletion(**kwargs)
+            else:
+                text, finish, usage = await _streamed(litellm, kwargs, stream)
         except Exception as exc:  # litellm maps every provider error onto its own classes
-            status = getattr(exc, "status_code", None)
-            retryable = status in RETRYABLE_STATUS or isinstance(
-                exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout
-            )
-            where = self._options.api_base or self._options.model
-            detail = unreachable_cause(exc, where) or (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            )
-            raise ExpertError(
-                f"{self._card.name}: {detail[:300]}",
-                retryable=retryable,
-                retry_after_s=from_exception(exc),
-            ) from exc
+            raise self._fault(litellm, exc) from exc
+        if stream is not None:
+            return self._completion(text.strip(), usage, finish, (), t0, started)
         if not getattr(response, "choices", None) or response.choices[0].message is None:
             # Valid JSON that is not a completion (a proxy's error object, an empty list):
             # a provider fault, and often a passing one.
@@ -159,20 +157,45 @@ class LiteLLMExpert:
         except TypeError as exc:
             detail = f"{self._card.name}: malformed response: {exc}"
             raise ExpertError(detail, retryable=True) from exc
-        reported = getattr(response, "usage", None)
-        usage = Usage(
-            tokens_in=int(getattr(reported, "prompt_tokens", 0) or 0),
-            tokens_out=int(getattr(reported, "completion_tokens", 0) or 0),
-        )
+        text = (choice.message.content or "").strip()
+        usage = _usage(getattr(response, "usage", None))
+        return self._completion(text, usage, choice.finish_reason, tool_calls, t0, started)
+
+    def _completion(
+        self,
+        text: str,
+        usage: Usage | None,
+        finish: str | None,
+        tool_calls: tuple[ToolCall, ...],
+        t0: float,
+        started: float,
+    ) -> Completion:
+        # A stream whose provider reported no usage leaves the cost unknown, not zero.
+        cost = None if usage is None else call_cost(self._card, usage.tokens_in, usage.tokens_out)
         return Completion(
             expert=self._card.name,
-            text=(choice.message.content or "").strip(),
-            usage=usage,
-            cost=call_cost(self._card, usage.tokens_in, usage.tokens_out),
+            text=text,
+            usage=usage or Usage(),
+            cost=cost,
             latency_s=time.perf_counter() - t0,
             started_at=started,
-            finish_reason=choice.finish_reason,
+            finish_reason=finish,
             tool_calls=tool_calls,
+        )
+
+    def _fault(self, litellm: Any, exc: Exception) -> ExpertError:
+        status = getattr(exc, "status_code", None)
+        retryable = status in RETRYABLE_STATUS or isinstance(
+            exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout
+        )
+        where = self._options.api_base or self._options.model
+        detail = unreachable_cause(exc, where) or (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        )
+        return ExpertError(
+            f"{self._card.name}: {detail[:300]}",
+            retryable=retryable,
+            retry_after_s=from_exception(exc),
         )
 
     async def aclose(self) -> None:
@@ -181,3 +204,33 @@ class LiteLLMExpert:
 
 def build_expert(card: ModelCard, options: LiteLLMOptions, context: object) -> LiteLLMExpert:
     return LiteLLMExpert(card, options)
+
+
+def _usage(reported: Any) -> Usage:
+    return Usage(
+        tokens_in=int(getattr(reported, "prompt_tokens", 0) or 0),
+        tokens_out=int(getattr(reported, "completion_tokens", 0) or 0),
+    )
+
+
+async def _streamed(
+    litellm: Any, kwargs: dict[str, Any], stream: AnswerStream
+) -> tuple[str, str | None, Usage | None]:
+    """The call with `stream: true`: each content delta goes to `stream` as it arrives;
+    the usage comes in the last chunk (`include_usage`), else it is unknown."""
+    chunks = await litellm.acompletion(
+        **kwargs, stream=True, stream_options={"include_usage": True}
+    )
+    text: list[str] = []
+    finish: str | None = None
+    usage: Usage | None = None
+    async for chunk in chunks:
+        if getattr(chunk, "usage", None) is not None:
+            usage = _usage(chunk.usage)
+        for choice in getattr(chunk, "choices", None) or ():
+            piece = getattr(choice.delta, "content", None) or ""
+            if piece:
+                text.append(piece)
+                stream.write(piece)
+            finish = choice.finish_reason or finish
+    return "".join(text), finish, usage
