@@ -162,3 +162,36 @@ def test_serve_otel_exports_spans_with_the_stored_ids(receiver: str, tmp_path: P
     stored = {call.expert: index for index, call in enumerate(item.calls)}
     for expert, position in stored.items():
         assert _attributes(spans[f"signoria.call {expert}"])["signoria.call.position"] == position
+
+
+def test_serve_otel_without_the_sdk_is_a_one_line_error(tmp_path: Path) -> None:
+    """An install without the `otel` extra: the SDK and the exporter cannot be imported
+    (a `sitecustomize` on the path blocks them, as their absence would)."""
+    import os
+    import subprocess
+
+    from tests.server_process import SIGNORIA, server_env
+
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith(('opentelemetry.sdk', 'opentelemetry.exporter')):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _Absent())\n"
+    )
+    env = {**server_env(None), "PYTHONPATH": str(shadow)}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run(
+        [SIGNORIA, "serve", "--otel", "--no-record", "--port", "1", "--lazy"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=os.getcwd(),
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'signoria[otel]'" in lines[0], done.stderr
