@@ -41,6 +41,7 @@ from signoria.orchestrator.aggregators.first import FirstAnswer, FirstParams
 from signoria.orchestrator.limits import Limits
 from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
 from signoria.routers.fixed import FixedRouter, FixedRouterParams
+from tests.tool_fixtures import FORCE_WEATHER, WEATHER
 
 KEY = "test-key-123"
 QUESTION = [Message(role="user", content="Say hello.")]
@@ -400,21 +401,7 @@ async def test_openai_backend_sends_the_request_as_is() -> None:
     }
 
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-FORCED = ToolUse(
-    tools=(WEATHER,), tool_choice={"type": "function", "function": {"name": "get_weather"}}
-)
+FORCED = ToolUse(tools=(WEATHER,), tool_choice=FORCE_WEATHER)
 ASK_WEATHER = [Message(role="user", content="What is the weather in Paris?")]
 
 

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from signoria.agents.types import ToolUse
 from signoria.orchestrator.pipeline import ToolUseNotAccepted
@@ -21,21 +21,9 @@ from signoria.orchestrator.sdk import Orchestrator
 from signoria.orchestrator.storage import Store
 from tests.conftest import DEFAULT_CONFIG, TEST_CONFIG
 from tests.server_process import RunningServer, running_server
+from tests.tool_fixtures import FORCE_WEATHER, WEATHER
 
 KEY = "sk-signoria-tools"
-WEATHER: ChatCompletionToolParam = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-FORCE_WEATHER: Any = {"type": "function", "function": {"name": "get_weather"}}
 ASK: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "What is the weather in Paris right now?"}
 ]

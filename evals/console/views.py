@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from signoria.agents.pricing import total_cost
-from signoria.orchestrator.storage.records import ItemRecord
+from signoria.orchestrator.storage.records import CallRecord, ItemRecord
 
 
 def key_label(fingerprint: str | None, names: Mapping[str, str]) -> str:
@@ -25,19 +25,12 @@ def status_of(item: ItemRecord) -> str:
 
 @dataclass(frozen=True)
 class CallView:
+    """A stored call, and how the aggregator used its answer (chosen, discarded,
+    flagged, kept; None for calls whose answer was not aggregated)."""
+
     position: int
-    expert: str
-    role: str
-    slot: int | None
-    tokens_in: int
-    tokens_out: int
-    latency_s: float
-    cost: float | None
-    error: str | None
-    text: str
-    finish_reason: str | None
-    tool_calls: tuple[dict[str, Any], ...]
-    # How the aggregator used this call's answer: chosen, discarded, flagged, kept.
+    call: CallRecord
+    slot: int | None = None
     outcome: str | None = None
 
 
@@ -65,24 +58,10 @@ def request_view(item: ItemRecord, names: Mapping[str, str]) -> RequestView:
         }
         aggregation = record.model_dump()
     calls = [
-        CallView(
-            position=i,
-            expert=c.expert,
-            role=c.role,
-            slot=outcomes[i][0] if i in outcomes else None,
-            tokens_in=c.tokens_in,
-            tokens_out=c.tokens_out,
-            latency_s=c.latency_s,
-            cost=c.cost,
-            error=c.error,
-            text=c.text,
-            finish_reason=c.finish_reason,
-            tool_calls=c.tool_calls,
-            outcome=outcomes[i][1] if i in outcomes else None,
-        )
+        CallView(i, c, *outcomes[i]) if i in outcomes else CallView(i, c)
         for i, c in enumerate(item.calls)
     ]
-    flagged = [c.expert for c in calls if c.outcome == "flagged"]
+    flagged = [c.call.expert for c in calls if c.outcome == "flagged"]
     routing = item.routing[0].model_dump() if item.routing else None
     return RequestView(
         item=item,
