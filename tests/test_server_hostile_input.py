@@ -230,10 +230,10 @@ def unrecording(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     writes fail (the fault injected: a full or broken disk), in a thread of this process."""
     store = Store.open(f"sqlite:///{tmp_path / 'broken.db'}")
 
-    def broken(*args: Any, **kwargs: Any) -> bool:
+    def broken(*args: Any, **kwargs: Any) -> list[bool]:
         raise _Failing("disk I/O error")
 
-    store.record_item = broken  # type: ignore[method-assign]
+    store.record_items = broken  # type: ignore[method-assign]
     app = create_app(Orchestrator.from_config(FAULTS), ServerSettings(record=False), store=store)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -684,3 +684,50 @@ async def test_concurrent_hostile_and_honest_requests_are_each_answered_once(
     assert all(s < 500 for s in statuses) and statuses.count(200) == 10
     ids = {r.headers["x-request-id"] for r in responses if "x-request-id" in r.headers}
     assert len(ids) == 10 and rows(db_url) - before == ids
+
+
+def test_records_are_group_committed_and_none_is_lost(tmp_path: Path) -> None:
+    """Requests finishing together share a transaction: 48 concurrent requests take fewer
+    than 48 writes, every one of them is stored, and each response says nothing was lost."""
+    store = Store.open(f"sqlite:///{tmp_path / 'grouped.db'}")
+    batches: list[int] = []
+    write = store.record_items
+
+    def counted(run_id: str, entries: Any) -> list[bool]:
+        batches.append(len(entries))
+        return write(run_id, entries)
+
+    store.record_items = counted  # type: ignore[method-assign]
+    settings = ServerSettings(record=False, max_concurrent=64)
+    app = create_app(Orchestrator.from_config(FAULTS), settings, store=store)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            body = {"model": "fixed", "messages": HI}
+            return list(
+                await asyncio.gather(
+                    *(http.post("/v1/chat/completions", json=body) for _ in range(48))
+                )
+            )
+
+    try:
+        responses = asyncio.run(burst())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    try:
+        assert [r.status_code for r in responses] == [200] * 48
+        assert not [r for r in responses if r.headers.get("x-signoria-recorded") == "false"]
+        assert sum(batches) == 48 and len(batches) < 48, batches
+        [run] = store.runs(kind="serve")
+        stored = {i.item_key for i in store.items(run.id)}
+        assert stored == {r.headers["x-request-id"] for r in responses}
+    finally:
+        store.close()

@@ -1,10 +1,15 @@
 """Recording every chat completion of a server process as one run of kind "serve".
 
-The store is synchronous (SQLAlchemy); each write runs in a worker thread so a slow disk
-never stalls the event loop that serves other requests. A failed write still gives the
-client its answer (failing a request whose answer already exists helps nobody), but the
-loss is never silent: it is logged with the request id, counted (`unrecorded` in
-`/health`), and the response carries `X-Signoria-Recorded: false`.
+The store is synchronous (SQLAlchemy); writes run in a worker thread so a slow disk never
+stalls the event loop that serves other requests. Writes are group-committed: one writer
+task writes, in one transaction, every record that arrived while the previous transaction
+ran, and each request still waits for its own record's commit (so the response can say
+whether it was recorded). Alone, a request's record is written at once; under load, one
+transaction (one fsync, one trip through SQLite's single writer) carries many.
+
+A failed write still gives the client its answer (failing a request whose answer already
+exists helps nobody), but the loss is never silent: it is logged with the request id,
+counted (`unrecorded` in `/health`), and the response carries `X-Signoria-Recorded: false`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Recorder:
         self._owns_store = owns_store
         self.recorded = 0
         self.unrecorded = 0
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -70,20 +77,22 @@ class Recorder:
         error: str | None,
         client: str | None = None,
     ) -> bool:
-        """Write one request's row; False (logged and counted) when the write failed."""
+        """Write one request's row; False (logged and counted) when the write failed.
+        The row is queued for the writer, so a caller cancelled while it waits does not
+        stop the write."""
+        entry = {
+            "item_key": request_id,
+            "query": query,
+            "result": result,
+            "error": error,
+            "client": client,
+        }
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
         try:
-            await asyncio.to_thread(
-                self.store.record_item,
-                self.run_id,
-                item_key=request_id,
-                query=query,
-                reference=None,
-                result=result,
-                error=error,
-                score=None,
-                extracted=None,
-                client=client,
-            )
+            await asyncio.shield(done)
         except Exception:
             self.unrecorded += 1
             log.exception(
@@ -96,8 +105,31 @@ class Recorder:
         self.recorded += 1
         return True
 
+    async def _write_pending(self) -> None:
+        """Write what is queued, one transaction a batch, until nothing is."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(
+                    self.store.record_items, self.run_id, [entry for entry, _ in batch]
+                )
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(True)
+
+    async def drain(self) -> None:
+        """Wait for the queued records (a graceful shutdown writes them all)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
     async def finish(self, metrics: dict[str, float | None]) -> None:
         """Mark the run complete at a graceful shutdown, with what it served."""
+        await self.drain()
         try:
             await asyncio.to_thread(self.store.finish_run, self.run_id, metrics)
         except Exception:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from signoria.orchestrator.storage.records import ItemRecord
+from signoria.orchestrator.storage.rows import with_trace
 from signoria.orchestrator.storage.schema import ApiKey, Item, Run
-from signoria.orchestrator.storage.store import Store, with_trace
+from signoria.orchestrator.storage.store import Store
 
 
 def recent_requests(

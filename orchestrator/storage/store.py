@@ -9,7 +9,7 @@ resumed run skip what is stored instead of storing it twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,9 @@ from uuid import uuid4
 
 from sqlalchemy import Engine, Select, case, create_engine, event, func, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from signoria.errors import ConfigError, SignoriaError
-from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.storage.feedback import FeedbackInput
 from signoria.orchestrator.storage.feedback import give_feedback as store_feedback
 from signoria.orchestrator.storage.migrations_api import upgrade
@@ -30,12 +29,9 @@ from signoria.orchestrator.storage.records import (
     RunRecord,
     RunSummary,
 )
+from signoria.orchestrator.storage.rows import new_item, with_trace
 from signoria.orchestrator.storage.schema import (
-    AggregationInput,
-    AggregationRecord,
     Item,
-    ModelCall,
-    RoutingRecord,
     Run,
     RunMetric,
     Score,
@@ -256,48 +252,26 @@ class Store:
             count = s.scalar(select(func.count()).select_from(Item).where(Item.run_id == run_id))
             return int(count or 0)
 
-    def record_item(
-        self,
-        run_id: str,
-        *,
-        item_key: str,
-        query: str,
-        reference: str | None = None,
-        result: AskResult | None = None,
-        error: str | None = None,
-        score: float | None = None,
-        extracted: str | None = None,
-        metric: str = "accuracy",
-        position: int | None = None,
-        client: str | None = None,
-    ) -> bool:
+    def record_item(self, run_id: str, **fields: Any) -> bool:
         """Store one item with its whole trace; `False` if the key was already stored.
-        `client` is a fingerprint of the API key that asked, for served requests."""
-        item = Item(
-            run_id=run_id,
-            item_key=item_key,
-            position=position,
-            query=query,
-            pipeline=None if result is None else result.pipeline,
-            client=client,
-            reference=reference,
-            answer=None if result is None or error else result.answer,
-            error=error,
-            cost=None if result is None else result.cost,
-            latency_s=None if result is None else result.latency_s,
-            finish_reason=None if result is None or error else result.finish_reason,
-            cached_from=None if result is None else result.cached_from,
-        )
-        if result is not None:
-            _attach_trace(item, result)
-        if score is not None:
-            item.scores.append(Score(metric=metric, value=score, extracted=extracted))
+        The fields are `new_item`'s; `client` is a fingerprint of the API key that asked,
+        for served requests."""
+        return self.record_items(run_id, [fields])[0]
+
+    def record_items(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Store several items in one transaction (a server's group commit: one write for
+        every request that finished meanwhile); per entry, `False` if its key was already
+        stored. A duplicate makes the batch fall back to one transaction per item, so
+        one refused key never loses the others."""
+        items = [new_item(run_id, **entry) for entry in entries]
         try:
             with self.session() as s:
-                s.add(item)
+                s.add_all(items)
+            return [True] * len(items)
         except IntegrityError:
-            return False
-        return True
+            if len(entries) == 1:
+                return [False]
+        return [self.record_items(run_id, [entry])[0] for entry in entries]
 
     def items(self, run_id: str) -> list[ItemRecord]:
         """Items of a run with calls and scores loaded, in dataset order."""
@@ -333,76 +307,3 @@ class Store:
         except IntegrityError:
             # Two first verdicts on one request raced: the loser now updates the winner's.
             return attempt()
-
-
-def with_trace(query: Select[Item]) -> Select[Item]:
-    """Load each item's calls, scores, routing, aggregation and feedback with it."""
-    return query.options(
-        selectinload(Item.calls),
-        selectinload(Item.scores),
-        selectinload(Item.routing),
-        selectinload(Item.aggregations)
-        .selectinload(AggregationRecord.inputs)
-        .selectinload(AggregationInput.call),
-        selectinload(Item.feedback),
-    )
-
-
-def _attach_trace(item: Item, result: AskResult) -> None:
-    calls = [
-        ModelCall(
-            position=i,
-            expert=c.expert,
-            role=c.role,
-            attempt=c.attempt,
-            seed=c.seed,
-            tokens_in=c.tokens_in,
-            tokens_out=c.tokens_out,
-            latency_s=c.latency_s,
-            cost=c.cost,
-            error=c.error,
-            text=c.text,
-            finish_reason=c.finish_reason,
-            flags=list(c.flags),
-            reported_tokens_out=c.reported_tokens_out,
-            reported_cost=c.reported_cost,
-            tool_calls=[call.to_openai() for call in c.tool_calls],
-        )
-        for i, c in enumerate(result.calls)
-    ]
-    item.calls.extend(calls)
-    if result.routing is not None:
-        r = result.routing
-        item.routing.append(
-            RoutingRecord(
-                router=r.router,
-                experts=[a.model_dump() for a in r.assignments],
-                scores=dict(r.scores),
-                predicted_quality=r.predicted_quality,
-                predicted_cost=r.predicted_cost,
-                reason=r.reason,
-            )
-        )
-    if result.aggregation is not None:
-        a = result.aggregation
-        record = AggregationRecord(
-            aggregator=a.aggregator,
-            text=a.text,
-            votes=dict(a.votes),
-            rounds=a.rounds,
-            error=a.error,
-        )
-        # The answer of slot i is the last call made for it (after retries or a fallback).
-        answer_of_slot = {
-            c.slot: calls[i] for i, c in enumerate(result.calls) if c.slot is not None
-        }
-        outcome = {
-            **{i: "discarded" for i in a.discarded},
-            **{i: "chosen" for i in a.chosen},
-            **{i: "flagged" for i in a.flagged},
-        }
-        for slot, call in sorted(answer_of_slot.items()):
-            record.inputs.append(
-                AggregationInput(call=call, position=slot, outcome=outcome.get(slot, "kept"))
-            )
-        item.aggregations.append(record)
