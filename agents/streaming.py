@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from signoria.agents.types import GenerationParams
+
 
 class AnswerStream:
     """Pieces of the final answer, in order, for one request; `None` is never written."""
@@ -80,6 +82,13 @@ def final_call() -> Iterator[None]:
 def active_stream() -> AnswerStream | None:
     """Where this call should stream its text, or None (generate in one piece)."""
     return _request_stream.get() if _final.get() else None
+
+
+def stream_for(params: GenerationParams) -> AnswerStream | None:
+    """Where a backend streams this call: `active_stream()`, except that a call offered
+    the client's tools never streams (a tool call is only known once it is complete)."""
+    tool_use = params.tool_use
+    return None if tool_use is not None and tool_use.offers_tools else active_stream()
 
 
 def stream_started() -> bool:

@@ -27,19 +27,13 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def _functions(tool_use: ToolUse) -> list[dict[str, Any]]:
-    return [t["function"] for t in tool_use.tools if t.get("type", "function") == "function"]
-
-
 def required_call_schema(tool_use: ToolUse) -> dict[str, Any] | None:
     """The JSON schema of one call the model must make, or None when it may answer in
     text: `{"name": <one of the allowed>, "arguments": <that function's parameters>}`."""
-    if not tool_use.offers_tools:
+    if not tool_use.requires_call:
         return None
     forced = tool_use.forced_function()
-    if forced is None and tool_use.tool_choice != "required":
-        return None
-    allowed = [f for f in _functions(tool_use) if forced is None or f["name"] == forced]
+    allowed = [f for f in tool_use.functions() if forced is None or f["name"] == forced]
     options = [
         {
             "type": "object",
@@ -86,7 +80,7 @@ def parse_tagged_calls(text: str, tool_use: ToolUse) -> tuple[str, tuple[ToolCal
     text, so an answer that is such a call object (fenced as JSON or not), or whose every
     line is one, is taken as those calls.
     """
-    names = {f["name"] for f in _functions(tool_use)}
+    names = {f["name"] for f in tool_use.functions()}
     calls: list[ToolCall] = []
 
     def take(match: re.Match[str]) -> str:
@@ -142,7 +136,7 @@ def local_result(text: str, tool_use: ToolUse | None) -> tuple[str, tuple[ToolCa
     `<tool_call>` blocks it chose to write, or its text as it is."""
     if tool_use is None or not tool_use.offers_tools:
         return text, ()
-    if required_call_schema(tool_use) is not None:
+    if tool_use.requires_call:
         return "", (parse_required_call(text),)
     return parse_tagged_calls(text, tool_use)
 

@@ -85,9 +85,20 @@ class ToolUse(BaseModel):
             return str(name) if name else None
         return None
 
+    def functions(self) -> list[dict[str, Any]]:
+        """The offered functions' definitions (`name`, `parameters`, ...)."""
+        return [t["function"] for t in self.tools if t.get("type", "function") == "function"]
+
     @property
     def offers_tools(self) -> bool:
         return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def requires_call(self) -> bool:
+        """The answer must be a call (`required`, or a named function), not text."""
+        return self.offers_tools and (
+            self.forced_function() is not None or self.tool_choice == "required"
+        )
 
 
 class GenerationParams(BaseModel):

@@ -21,7 +21,7 @@ from signoria.agents.backends.remote import (
 )
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import from_exception
-from signoria.agents.streaming import AnswerStream, active_stream
+from signoria.agents.streaming import AnswerStream, stream_for
 from signoria.agents.tools import provider_tool_calls
 from signoria.agents.types import (
     Completion,
@@ -133,9 +133,7 @@ class LiteLLMExpert:
             kwargs.update(params.tool_use.openai_fields())
         if self._client is not None:
             kwargs["client"] = self._client
-        tool_use = params.tool_use
-        # A tool call arrives in pieces of JSON: it is asked for whole, never streamed.
-        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
+        stream = stream_for(params)
         started = time.time()
         t0 = time.perf_counter()
         try:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.agents.pricing import call_cost
 from signoria.agents.sources import EmbeddedSource, HubSource, ModelSource, PathSource, resolve
-from signoria.agents.streaming import AnswerStream, active_stream
+from signoria.agents.streaming import AnswerStream, stream_for
 from signoria.agents.tools import local_arguments, local_result
 from signoria.agents.types import (
     Availability,
@@ -241,8 +241,7 @@ class LlamaCppExpert:
     async def generate(self, messages: list[Message], *, params: GenerationParams) -> Completion:
         cancel = threading.Event()
         tool_use = params.tool_use
-        # A tool call is parsed from the whole text: it is never streamed as prose.
-        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
+        stream = stream_for(params)
 
         def complete(llama: Any) -> dict[str, Any]:
             import numpy as np

@@ -30,7 +30,7 @@ from signoria.agents.backends.remote import (
 )
 from signoria.agents.pricing import call_cost
 from signoria.agents.retry_after import header, retry_after_seconds
-from signoria.agents.streaming import AnswerStream, active_stream
+from signoria.agents.streaming import AnswerStream, stream_for
 from signoria.agents.tools import provider_tool_calls
 from signoria.agents.types import (
     Completion,
@@ -113,8 +113,7 @@ class OpenAICompatExpert:
         headers = self._headers()
         started = time.time()
         t0 = time.perf_counter()
-        # A tool call arrives in pieces of JSON: it is asked for whole, never streamed.
-        stream = None if tool_use is not None and tool_use.offers_tools else active_stream()
+        stream = stream_for(params)
         try:
             if stream is None:
                 response = await self._client_for_this_loop().post(

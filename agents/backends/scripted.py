@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.agents.pricing import call_cost
-from signoria.agents.streaming import active_stream
+from signoria.agents.streaming import stream_for
 from signoria.agents.types import (
     Availability,
     Completion,
@@ -131,7 +131,7 @@ class ScriptedExpert:
         text, finish = self._text(messages, params), "stop"
         if b.stop_at_max_tokens and len(text.split()) > params.max_tokens:
             text, finish = " ".join(text.split()[: params.max_tokens]), "length"
-        await self._write(text)
+        await self._write(text, params)
         return self._completion(messages, text, t0, started, finish)
 
     def _completion(
@@ -163,7 +163,7 @@ class ScriptedExpert:
         make is refused (as a provider refuses a malformed request: not retried)."""
         if tool_use is None or not tool_use.offers_tools:
             return ()
-        offered = {t.get("function", {}).get("name") for t in tool_use.tools}
+        offered = {f.get("name") for f in tool_use.functions()}
         script = self._behaviour.tool_call or {}
         forced = tool_use.forced_function()
         name = script.get("name")
@@ -171,14 +171,14 @@ class ScriptedExpert:
             arguments = json.dumps(script.get("arguments", {}))
             call_id = f"call_{self._card.name}_{self.calls}"
             return (ToolCall(id=call_id, name=str(name), arguments=arguments),)
-        if forced is not None or tool_use.tool_choice == "required":
+        if tool_use.requires_call:
             raise ExpertError(f"{self._card.name}: has no scripted call of the tool required")
         return ()
 
-    async def _write(self, text: str) -> None:
+    async def _write(self, text: str, params: GenerationParams) -> None:
         """Take the generation time, word by word into the answer stream when there is one."""
         b = self._behaviour
-        stream = active_stream()
+        stream = stream_for(params)
         if stream is None:
             if b.token_latency_s:
                 await asyncio.sleep(b.token_latency_s * len(text.split()))
