@@ -61,6 +61,8 @@ class Orchestrator:
         self.pipelines = Pipelines(config.pipelines)
         # One-expert pipelines for model ids that name an expert, built once per name.
         self._expert_pipelines: dict[str, Pipeline] = {}
+        # Per pipeline, whether it takes tools: asked on every /v1/models listing.
+        self._takes_tools: dict[str, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -84,8 +86,10 @@ class Orchestrator:
         pipeline's router."""
         if self.kind(name) != "pipeline":
             return True
-        spec = self.config.pipelines[name].aggregator
-        return passes_through(AGGREGATORS.build(spec.name, spec.params))
+        if name not in self._takes_tools:
+            spec = self.config.pipelines[name].aggregator
+            self._takes_tools[name] = passes_through(AGGREGATORS.build(spec.name, spec.params))
+        return self._takes_tools[name]
 
     def pipeline(
         self, name: str | None, *, temperature: float | None = None, seed: int | None = None

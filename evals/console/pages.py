@@ -16,11 +16,14 @@ from signoria.evals.console.views import request_view, share_over_time, spend_pe
 from signoria.evals.metrics import paired, run_metrics
 from signoria.orchestrator.server.auth import KEY_COOKIE
 from signoria.orchestrator.server.errors import ApiError
-from signoria.orchestrator.storage.browse import key_names, recent_requests, served_request
+from signoria.orchestrator.storage.browse import (
+    key_names,
+    recent_requests,
+    served_request,
+)
 
 if TYPE_CHECKING:
     from signoria.orchestrator.server.app import ConsoleContext
-    from signoria.orchestrator.storage import Store
 
 _HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -63,9 +66,6 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
             {"recording": store is not None, "auth": await ctx.auth(), **values},
         )
 
-    def store_or_none() -> Store | None:
-        return ctx.store()
-
     @router.get("/", response_class=RedirectResponse)
     async def home() -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/requests", status_code=303)
@@ -101,7 +101,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
     async def requests_page(
         request: Request, pipeline: str = "", key: str = "", status: str = ""
     ) -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         items, names, pipelines = [], {}, []
         if store is not None:
             names = key_names(store)
@@ -129,7 +129,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
 
     @router.get("/requests/{request_id}", response_class=HTMLResponse)
     async def request_page(request: Request, request_id: str) -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         item = None if store is None else served_request(store, request_id)
         view = None if item is None or store is None else request_view(item, key_names(store))
         response = await page(request, "request.html", view=view, request_id=request_id)
@@ -139,7 +139,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
 
     @router.get("/runs", response_class=HTMLResponse)
     async def runs_page(request: Request) -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         rows: list[dict[str, Any]] = []
         if store is not None:
             for summary in store.run_summaries(kind="eval"):
@@ -157,7 +157,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
     async def run_page(request: Request, run_id: str) -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         run = None if store is None else store.get_run(run_id)
         items = [] if run is None or store is None else store.items(run_id)
         metrics = run_metrics(items) if items else None
@@ -168,7 +168,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
 
     @router.get("/compare", response_class=HTMLResponse)
     async def compare_page(request: Request, a: str = "", b: str = "") -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         runs = [] if store is None else [s.run for s in store.run_summaries(kind="eval")]
         pair = rows = None
         if store is not None and a and b:
@@ -180,7 +180,7 @@ def install(app: FastAPI, ctx: ConsoleContext) -> None:
 
     @router.get("/routers", response_class=HTMLResponse)
     async def routers_page(request: Request) -> HTMLResponse:
-        store = store_or_none()
+        store = ctx.store()
         items = [] if store is None else recent_requests(store, limit=5000)
         names = {} if store is None else key_names(store)
         from signoria.evals.console import plots

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from signoria.agents.types import Message
+from signoria.agents.types import Message, ToolUse
 from signoria.errors import SignoriaError
 from signoria.orchestrator.limits import RequestLimits
 from signoria.orchestrator.pipeline import PipelineFailed
@@ -134,6 +134,7 @@ async def _execute(
     target: Target,
     messages: Sequence[Message],
     limits: RequestLimits,
+    uses: ToolUse | None,
 ) -> AskResult:
     # A raw expert id honours the client's sampling; a pipeline keeps its own (the SDK's rule).
     return await orchestrator.aask(
@@ -142,7 +143,7 @@ async def _execute(
         limits=limits,
         temperature=body.temperature,
         seed=body.seed,
-        tool_use=tool_use(body),
+        tool_use=uses,
     )
 
 
@@ -220,6 +221,7 @@ def create_app(
         target: Target,
         messages: list[Message],
         limits: RequestLimits,
+        uses: ToolUse | None,
         client: str | None,
     ) -> tuple[AskResult, dict[str, str]]:
         """The result (computed, or replayed from the cache) and the response headers;
@@ -237,7 +239,7 @@ def create_app(
         try:
             result = None if key is None else await cache.lookup(key)
             if result is None:
-                result = await _execute(orchestrator, body, target, messages, limits)
+                result = await _execute(orchestrator, body, target, messages, limits, uses)
                 # The record keeps the answer the client got; the trace keeps the full text.
                 result = result.model_copy(update={"answer": apply_stops(result.answer, stops)})
                 if key is not None:
@@ -300,7 +302,8 @@ def create_app(
         messages = to_messages(body, settings)
         limits = request_limits(body, settings)
         target = catalog.require(body.model)
-        if tool_use(body) is not None:
+        uses = tool_use(body)
+        if uses is not None:
             catalog.require_tool_use(target, "tools" if body.tools else "response_format")
         try:
             # The in-flight cap first: a request it refuses never counts against the
@@ -318,7 +321,7 @@ def create_app(
 
         async def work() -> tuple[AskResult, dict[str, str]]:
             try:
-                return await run(completion_id, body, target, messages, limits, client)
+                return await run(completion_id, body, target, messages, limits, uses, client)
             finally:
                 gate.leave()
 

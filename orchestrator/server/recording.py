@@ -22,6 +22,7 @@ from signoria.orchestrator.result import AskResult
 
 if TYPE_CHECKING:
     from signoria.orchestrator.storage import Store
+    from signoria.orchestrator.storage.rows import ItemFields
 
 log = logging.getLogger("signoria.server")
 
@@ -38,7 +39,7 @@ class Recorder:
         self._owns_store = owns_store
         self.recorded = 0
         self.unrecorded = 0
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._pending: list[tuple[ItemFields, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -80,7 +81,7 @@ class Recorder:
         """Write one request's row; False (logged and counted) when the write failed.
         The row is queued for the writer, so a caller cancelled while it waits does not
         stop the write."""
-        entry = {
+        entry: ItemFields = {
             "item_key": request_id,
             "query": query,
             "result": result,

@@ -59,12 +59,10 @@ def finish_reason_of(answer: str, result: AskResult) -> FinishReason:
     """The answer's OpenAI finish reason: "tool_calls" when it calls the client's tools,
     "length" when the call that wrote it stopped at max_tokens, unless a stop sequence
     cut the answer before that end (then "stop", as OpenAI says for a stop sequence)."""
-    if result.tool_calls:
-        return "tool_calls"
     full = result.aggregation.text if result.aggregation is not None else answer
-    if len(answer) < len(full):
+    if len(answer) < len(full) and not result.tool_calls:
         return "stop"
-    return "length" if result.truncated else "stop"
+    return result.finish_reason
 
 
 def trace_of(result: AskResult) -> SignoriaTrace:

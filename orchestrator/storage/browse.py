@@ -40,6 +40,19 @@ def served_request(store: Store, request_id: str) -> ItemRecord | None:
     return found[0] if found else None
 
 
+def served_pipelines(store: Store) -> list[str]:
+    """The pipelines served requests were recorded under, for a filter's choices."""
+    query = (
+        select(Item.pipeline)
+        .join(Run, Item.run_id == Run.id)
+        .where(Run.kind == "serve", Item.pipeline.is_not(None))
+        .distinct()
+        .order_by(Item.pipeline)
+    )
+    with store.session() as s:
+        return [name for name in s.scalars(query) if name is not None]
+
+
 def key_names(store: Store) -> dict[str, str]:
     """Key fingerprint -> the key's name, for the keys the database knows."""
     with store.session() as s:

@@ -3,6 +3,8 @@ an `AskResult` before any session sees them (so a batch is built and written at 
 
 from __future__ import annotations
 
+from typing import Required, TypedDict
+
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
@@ -15,6 +17,21 @@ from signoria.orchestrator.storage.schema import (
     RoutingRecord,
     Score,
 )
+
+
+class ItemFields(TypedDict, total=False):
+    """What one stored item is made of (`new_item`'s keywords), checked where it is built."""
+
+    item_key: Required[str]
+    query: Required[str]
+    reference: str | None
+    result: AskResult | None
+    error: str | None
+    score: float | None
+    extracted: str | None
+    metric: str
+    position: int | None
+    client: str | None
 
 
 def new_item(

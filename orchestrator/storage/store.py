@@ -9,10 +9,10 @@ resumed run skip what is stored instead of storing it twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from uuid import uuid4
 
 from sqlalchemy import Engine, Select, case, create_engine, event, func, make_url, select
@@ -29,7 +29,7 @@ from signoria.orchestrator.storage.records import (
     RunRecord,
     RunSummary,
 )
-from signoria.orchestrator.storage.rows import new_item, with_trace
+from signoria.orchestrator.storage.rows import ItemFields, new_item, with_trace
 from signoria.orchestrator.storage.schema import (
     Item,
     Run,
@@ -252,13 +252,13 @@ class Store:
             count = s.scalar(select(func.count()).select_from(Item).where(Item.run_id == run_id))
             return int(count or 0)
 
-    def record_item(self, run_id: str, **fields: Any) -> bool:
+    def record_item(self, run_id: str, **fields: Unpack[ItemFields]) -> bool:
         """Store one item with its whole trace; `False` if the key was already stored.
         The fields are `new_item`'s; `client` is a fingerprint of the API key that asked,
         for served requests."""
         return self.record_items(run_id, [fields])[0]
 
-    def record_items(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> list[bool]:
+    def record_items(self, run_id: str, entries: Sequence[ItemFields]) -> list[bool]:
         """Store several items in one transaction (a server's group commit: one write for
         every request that finished meanwhile); per entry, `False` if its key was already
         stored. A duplicate makes the batch fall back to one transaction per item, so
