@@ -12,14 +12,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from signoria.agents.types import ToolUse
-from signoria.orchestrator.pipeline import ToolUseNotAccepted
+from signoria.orchestrator.config import parse_config
+from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.pipeline import PipelineFailed, ToolUseNotAccepted
 from signoria.orchestrator.sdk import Orchestrator
 from signoria.orchestrator.storage import Store
-from tests.conftest import DEFAULT_CONFIG, TEST_CONFIG
+from tests.conftest import DEFAULT_CONFIG, ROOT, TEST_CONFIG
 from tests.server_process import RunningServer, running_server
 from tests.tool_fixtures import FORCE_WEATHER, WEATHER
 
@@ -231,3 +234,61 @@ def test_the_record_of_a_text_answer_has_no_tool_calls(client: OpenAI, db_url: s
     reply = client.chat.completions.create(model="signoria/fast", messages=ASK, max_tokens=8)
     [row] = recorded_calls(db_url, reply.id)
     assert row.tool_calls == () and reply.choices[0].message.tool_calls is None
+
+
+FAULTS_WITH_TOOLS = """
+default_pipeline: scripted
+models:
+  talker: {backend: scripted, answer: "I only talk."}
+  caller: {backend: scripted, tool_call: {name: get_weather, arguments: {city: Oslo}}}
+  recorded: {backend: replay, table: %s, model: gpt-4-1106-preview}
+  smollm2-135m: {backend: llamacpp, source: {embedded: smollm2-135m}, context_length: 1024}
+pipelines:
+  scripted:
+    router: {name: fixed, experts: [talker]}
+    aggregator: first
+"""
+
+
+def faults_config() -> Any:
+    table = ROOT / "tests" / "fixtures" / "routing_tiny.jsonl"
+    return parse_config(yaml.safe_load(FAULTS_WITH_TOOLS % table))
+
+
+@pytest.mark.parametrize(
+    ("expert", "tool_use", "error"),
+    [
+        # A scripted expert with no call of the required tool refuses, not retried.
+        ("talker", ToolUse(tools=(dict(WEATHER),), tool_choice="required"), "no scripted call"),
+        # A replay answers with recorded text: it cannot make a call or hold to a schema.
+        ("recorded", ToolUse(response_format={"type": "json_object"}), "takes no tools"),
+        # A required call cut at max_tokens is not complete JSON: an error, not a broken call.
+        (
+            "smollm2-135m",
+            ToolUse(tools=(dict(WEATHER),), tool_choice=FORCE_WEATHER),
+            "not complete",
+        ),
+    ],
+)
+async def test_a_call_that_cannot_honour_the_tools_fails_with_its_reason(
+    expert: str, tool_use: ToolUse, error: str
+) -> None:
+    async with Orchestrator(faults_config()) as orchestrator:
+        with pytest.raises(PipelineFailed) as failed:
+            await orchestrator.aask(
+                "What is the weather in Oslo?",
+                pipeline=expert,
+                tool_use=tool_use,
+                limits=RequestLimits(max_tokens=3),
+            )
+    calls = failed.value.result.calls
+    assert len(calls) == 1 and calls[0].error is not None and error in calls[0].error
+
+
+async def test_a_scripted_expert_makes_its_scripted_call_when_offered_the_tool() -> None:
+    async with Orchestrator(faults_config()) as orchestrator:
+        made = await orchestrator.aask(
+            "Weather?", pipeline="caller", tool_use=ToolUse(tools=(dict(WEATHER),))
+        )
+    (call,) = made.tool_calls
+    assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Oslo"})
