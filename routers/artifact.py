@@ -21,7 +21,7 @@ from signoria.agents.types import ModelCard
 from signoria.errors import SignoriaError, UsageError
 from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable
-from signoria.routers.embedding import Embedder
+from signoria.routers.embedding import LIVE_CACHE, Embedder
 from signoria.routers.registry import TRAINABLE, needs_features
 from signoria.routers.trainable import RouterContext, TradeOff, TrainableRouter
 
@@ -168,8 +168,9 @@ def read_manifest(directory: Path) -> Manifest:
         raise ArtifactError(f"{directory / MANIFEST}: {where}: {message}") from None
 
 
-def load_context(directory: Path) -> RouterContext:
-    """The context every router of an artifact shares, with its embedding cache."""
+def load_context(directory: Path, *, live: bool = False) -> RouterContext:
+    """The context every router of an artifact shares, with its embedding cache (`live`:
+    serving traffic, so the queries it embeds are kept only up to `LIVE_CACHE`)."""
     manifest = read_manifest(directory)
     return RouterContext(
         models=manifest.models,
@@ -177,7 +178,7 @@ def load_context(directory: Path) -> RouterContext:
         trade_off=manifest.trade_off,
         expected_cost=np.asarray(manifest.expected_cost, dtype=float),
         cost_scale=manifest.cost_scale,
-        embedder=Embedder.load(directory / "embeddings.npz"),
+        embedder=Embedder.load(directory / "embeddings.npz", keep_new=LIVE_CACHE if live else None),
         seed=manifest.seed,
     )
 
@@ -192,8 +193,8 @@ def load_router(directory: Path, name: str, ctx: RouterContext) -> TrainableRout
 
 
 def load_artifact(
-    directory: Path, name: str | None = None
+    directory: Path, name: str | None = None, *, live: bool = False
 ) -> tuple[TrainableRouter, RouterContext]:
     """The artifact's router (or one of its baselines, by name) and its context."""
-    ctx = load_context(directory)
+    ctx = load_context(directory, live=live)
     return load_router(directory, name or read_manifest(directory).router, ctx), ctx

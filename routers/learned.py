@@ -50,7 +50,7 @@ class LearnedRouter:
     @cached_property
     def _trained(self) -> tuple[TrainableRouter, RouterContext]:
         # Loaded on first use, so a config naming an artifact costs nothing until routed.
-        return load_artifact(resolve_artifact(self.params.artifact), self.params.router)
+        return load_artifact(resolve_artifact(self.params.artifact), self.params.router, live=True)
 
     async def route(
         self, query: str, pool: Mapping[str, Expert], *, budget_usd: float | None

@@ -38,7 +38,7 @@ from signoria.orchestrator.cascade.fitting import Scorer, stage_costs, weights_b
 from signoria.orchestrator.cascade.priors import QueryPriors
 from signoria.orchestrator.result import CascadeStep
 from signoria.routers.data import RoutingDataError, RoutingTable
-from signoria.routers.embedding import Embedder
+from signoria.routers.embedding import LIVE_CACHE, Embedder
 from signoria.routers.policy import PolicyOutcome
 from signoria.routers.trainable import RouterContext
 
@@ -153,7 +153,7 @@ class AnswerCascade:
 
     def embed(self, queries: Sequence[str]) -> np.ndarray:
         if self.embedder is None:
-            self.embedder = Embedder()
+            self.embedder = Embedder(keep_new=LIVE_CACHE)
         return self.embedder.embed(queries)
 
     def query_priors(self, queries: Sequence[str]) -> np.ndarray:

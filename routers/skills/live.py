@@ -50,7 +50,7 @@ class SkillsLiveRouter:
     def _load(self) -> tuple[SkillsRouter, RouterContext]:
         if self._loaded is None:
             artifact = resolve_artifact(Path(self.params.artifact))
-            router, ctx = load_artifact(artifact, name="skills")
+            router, ctx = load_artifact(artifact, name="skills", live=True)
             if not isinstance(router, SkillsRouter):
                 raise SkillsRoutingError(f"{self.params.artifact}: not a skills router")
             self._loaded = (router, ctx)
