@@ -22,6 +22,7 @@ from signoria.routers.graph.features import (
     EDGE_DIM,
     LLM_TO_QUERY,
     QUERY_TO_LLM,
+    assign_tasks,
     build_graph,
     llm_nodes,
     training_graph,
@@ -100,6 +101,53 @@ def test_a_query_is_routed_the_same_alone_or_in_a_batch(
     batch = router.utilities(queries, ctx)
     alone = np.stack([router.utilities([q], ctx)[0] for q in queries])
     np.testing.assert_allclose(batch, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_routing_without_the_full_pass_gives_the_full_pass_numbers(
+    trained: tuple[GraphRouter, RouterContext], split: tuple[RoutingTable, RoutingTable]
+) -> None:
+    """`predict` runs only the new queries' nodes against frozen training states; the
+    reference is the whole graph with the queries appended as receivers (what routing
+    did before), on the same trained network."""
+    router, ctx = trained
+    queries = split[1].queries
+    graph, net = router.graph, router.net
+    assert graph is not None and net is not None
+    x = torch.tensor(ctx.features(queries), dtype=torch.float32)
+    tasks = assign_tasks(graph, x, router.config.knn)
+    llms = llm_nodes(ctx, graph)
+    full = build_graph(
+        graph, llms, torch.ones(graph.n_queries, dtype=torch.bool), extra_x=x, extra_task=tasks
+    )
+    with torch.no_grad():
+        reference = net(full, llms.expected_cost)
+    fast = router.predict(queries, ctx)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    assert torch.equal(fast[..., 0].argmax(dim=1), reference[..., 0].argmax(dim=1))
+    assert torch.equal(fast[..., 1].argmax(dim=1), reference[..., 1].argmax(dim=1))
+
+
+def test_frozen_states_follow_the_context(
+    trained: tuple[GraphRouter, RouterContext], split: tuple[RoutingTable, RoutingTable]
+) -> None:
+    """A context with other LLM nodes (a model left out) gets states of its own, not the
+    first context's: its scores equal a router that only ever saw that context."""
+    router, ctx = trained
+    queries = split[1].queries[:6]
+    router.utilities(queries, ctx)
+    narrower = RouterContext(
+        models=ctx.models[1:],
+        info=ctx.info,
+        trade_off=ctx.trade_off,
+        expected_cost=ctx.expected_cost[1:],
+        cost_scale=ctx.cost_scale,
+        embedder=ctx.embedder,
+    )
+    narrow = router.utilities(queries, narrower)
+    fresh = GraphRouter(router.config)
+    fresh.graph, fresh.net, fresh.anchor = router.graph, router.net, router.anchor
+    np.testing.assert_array_equal(narrow, fresh.utilities(queries, narrower))
+    assert narrow.shape == (6, len(ctx.models) - 1)
 
 
 def test_same_seed_same_router(
@@ -235,11 +283,14 @@ def test_edge_attributes_enter_the_messages(
     assert len(seen) == 4  # two layers x two query-LLM edge types
     for args in seen:
         assert len(args) == 3 and args[2].shape[1] == EDGE_DIM
-    # And the outcomes on those edges change the decision scores.
+    # And the outcomes on those edges change the decision scores (a router of its own:
+    # this one's frozen states were computed from the original outcomes).
     original = graph.scores.clone()
     graph.scores = 1.0 - original
+    flipped = GraphRouter(router.config)
+    flipped.graph, flipped.net = graph, net
     try:
-        after = router.utilities(queries, ctx)
+        after = flipped.utilities(queries, ctx)
     finally:
         graph.scores = original
     assert not np.allclose(before, after)

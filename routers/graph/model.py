@@ -95,15 +95,25 @@ class GraphRouterNet(nn.Module):
     def forward(self, graph: HeteroGraph, llm_cost: Tensor) -> Tensor:
         """`llm_cost` [L] (expected, normalised) enters the pair MLP directly: the reward
         target depends on it linearly and it should not have to survive two layers."""
+        x = self.states(graph)[-1]
+        return self.readout(x[QUERY][graph.receivers], x[LLM], graph.x[LLM], llm_cost)
+
+    def states(self, graph: HeteroGraph) -> list[dict[str, Tensor]]:
+        """Node states after the input projection and after each layer."""
         x = {t: torch.relu(self.project[t](h)) for t, h in graph.x.items()}
+        out = [x]
         for layer in self.layers:
             x = layer(x, graph)
-        q = x[QUERY][graph.receivers]  # [R, H]
-        m = x[LLM]  # [L, H]
+            out.append(x)
+        return out
+
+    def readout(self, q: Tensor, m: Tensor, llm_x: Tensor, llm_cost: Tensor) -> Tensor:
+        """[R, L, 2] from receiver states q [R, H], LLM states m [L, H], the LLM nodes'
+        input features (their last columns are the prices) and expected costs."""
         r, n_llm = q.shape[0], m.shape[0]
         qq = q[:, None, :].expand(r, n_llm, -1)
         mm = m[None, :, :].expand(r, n_llm, -1)
-        prices = graph.x[LLM][:, -PRICE_FEATURES:]
+        prices = llm_x[:, -PRICE_FEATURES:]
         extra = torch.stack([llm_cost, prices.sum(dim=1)], dim=1)[None].expand(r, n_llm, -1)
         out: Tensor = self.pair(torch.cat([qq, mm, qq * mm, extra], dim=-1))
         return out

@@ -16,6 +16,7 @@ the higher test reward (docs/benchmarks.md, GraphRouter section), hence the defa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,16 +29,17 @@ from signoria.routers.data import RoutingTable
 from signoria.routers.graph.features import (
     TrainingGraph,
     assign_tasks,
-    build_graph,
     llm_nodes,
     training_graph,
 )
+from signoria.routers.graph.frozen import FrozenStates, freeze, score
 from signoria.routers.graph.model import GraphRouterNet
 from signoria.routers.graph.trainer import GraphConfig, cpu_mode, train
 from signoria.routers.trainable import RouterContext
 
 WEIGHTS = "graph_router.pt"
 CONFIG = "graph_router.json"
+FROZEN_CONTEXTS = 4
 
 
 class GraphRouter:
@@ -53,11 +55,13 @@ class GraphRouter:
         self.graph: TrainingGraph | None = None
         self.net: GraphRouterNet | None = None
         self.anchor: str | None = None  # the best single model of the training table
+        self._frozen: dict[str, FrozenStates] = {}
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
         graph = training_graph(table.queries, table.tasks, table.scores, table.costs, ctx)
         llms = llm_nodes(ctx, graph)
         self.net = train(graph, llms, ctx.reward(table), self.config, ctx.seed)
+        self._frozen = {}
         self.graph = graph
         self.anchor = table.models[ctx.best_single(table)]
 
@@ -71,12 +75,26 @@ class GraphRouter:
         graph, net = self._trained()
         x = torch.tensor(ctx.features(queries), dtype=torch.float32)
         tasks = assign_tasks(graph, x, self.config.knn)
+        frozen = self._frozen_for(ctx)
+        with cpu_mode():  # small ops: a second thread costs more than it gives
+            return score(net, frozen, x, tasks)
+
+    def _frozen_for(self, ctx: RouterContext) -> FrozenStates:
+        """The training graph's node states for this context's LLM nodes: one full pass
+        the first time a set of LLM nodes is seen, none after (a few contexts are kept)."""
+        graph, net = self._trained()
         llms = llm_nodes(ctx, graph)
-        observed = torch.ones(graph.n_queries, dtype=torch.bool)
-        batch = build_graph(graph, llms, observed, extra_x=x, extra_task=tasks)
-        with torch.no_grad(), cpu_mode():
-            out: torch.Tensor = net(batch, llms.expected_cost)
-        return out
+        key = hashlib.sha1(
+            llms.x.numpy().tobytes() + llms.expected_cost.numpy().tobytes()
+        ).hexdigest() + repr(llms.known)
+        frozen = self._frozen.get(key)
+        if frozen is None:
+            with cpu_mode():
+                frozen = freeze(net, graph, llms)
+            while len(self._frozen) >= FROZEN_CONTEXTS:
+                self._frozen.pop(next(iter(self._frozen)))
+            self._frozen[key] = frozen
+        return frozen
 
     def utilities(self, queries: Sequence[str], ctx: RouterContext) -> np.ndarray:
         if not queries:
@@ -129,3 +147,4 @@ class GraphRouter:
         net.load_state_dict(saved["state"])
         net.eval()
         self.net = net
+        self._frozen = {}

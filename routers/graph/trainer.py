@@ -13,6 +13,7 @@ model that was never in the training table (inductive routing).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,6 +51,9 @@ class GraphConfig(BaseModel):
     anchor_margin: float | None = Field(default=None, ge=0)
 
 
+_CPU_MODE = threading.Lock()
+
+
 @contextmanager
 def cpu_mode() -> Iterator[None]:
     """One thread and denormals flushed to zero, restored afterwards.
@@ -58,15 +62,18 @@ def cpu_mode() -> Iterator[None]:
     torch's 2 threads and denormals on, 0.05 s with one thread and flushing (the graph is
     small: thread hand-offs cost more than they give, and tiny cost features produce
     denormal products). One fixed thread count also keeps results reproducible.
+    Both settings are process-wide, so holders are serialised: two routing threads that
+    overlapped would otherwise restore each other's values and leave torch on one thread.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-        torch.set_num_threads(threads)
+    with _CPU_MODE:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        torch.set_flush_denormal(True)
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(False)
+            torch.set_num_threads(threads)
 
 
 def soft_target(reward: np.ndarray, temperature: float = 0.0) -> torch.Tensor:
