@@ -15,7 +15,7 @@ import pytest
 from signoria.agents.types import ModelCard
 from signoria.routers import embedding
 from signoria.routers.artifact import load_artifact, train_artifact
-from signoria.routers.baselines import Cheapest, SVMRouter
+from signoria.routers.baselines import Cheapest, KNNRouter, SVMRouter
 from signoria.routers.data import Outcome, RoutingTable, Row, build_table
 from signoria.routers.evaluate import evaluate
 from signoria.routers.metrics import oracle_choice, pgr_curve, two_model_report
@@ -113,6 +113,40 @@ def test_svm_predicts_per_model_quality_and_does_not_collapse() -> None:
     svm.fit(train, ctx)
     chosen = choose(svm.utilities(test.queries, ctx))
     assert test.scores[rows, chosen].mean() > test.scores[:, cheapest.index].mean()
+
+
+def test_knn_numpy_prediction_is_scikit_learns_own() -> None:
+    """Same scores as KNeighborsRegressor.predict, on new queries and on training ones
+    (distance 0: the query's own row alone), hence the same decisions."""
+    table = tiny_table()
+    train, test = table.split(0.3, seed=0)
+    ctx = tiny_context(train, TradeOff.scenario("balanced"))
+    knn = KNNRouter()
+    knn.fit(train, ctx)
+    for queries in (test.queries, train.queries[:20]):
+        x = ctx.features(queries)
+        np.testing.assert_allclose(knn.predict(x), knn.model.predict(x), atol=1e-5)
+        expected = ctx.utility(np.asarray(knn.model.predict(x), dtype=float))
+        assert (choose(knn.utilities(queries, ctx)) == choose(expected)).all()
+
+
+def test_svm_probabilities_are_scikit_learns_own() -> None:
+    """The numpy form of the calibrated SVMs gives predict_proba's numbers."""
+    table = tiny_table()
+    train, test = table.split(0.3, seed=0)
+    ctx = tiny_context(train, TradeOff.scenario("balanced"))
+    svm = SVMRouter()
+    svm.fit(train, ctx)
+    x = ctx.features(test.queries)
+    reference = np.stack(
+        [
+            np.full(len(test), m) if isinstance(m, float) else m.predict_proba(x)[:, 1]
+            for m in svm.models
+        ],
+        axis=1,
+    )
+    assert any(not isinstance(m, float) for m in svm.models)
+    np.testing.assert_allclose(svm.quality(test.queries, ctx), reference, rtol=1e-9, atol=1e-12)
 
 
 def test_cpt_is_read_per_query_and_rounded() -> None:
