@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import socket
+
     from signoria.orchestrator.keylimits import KeyDeclaration
+    from signoria.orchestrator.server.settings import ServerSettings
     from signoria.orchestrator.storage import Store
 
 
@@ -118,6 +121,14 @@ def serve(
             "(needs signoria[otel]).",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (each loads its own local models; "
+            "records, keys and budgets are shared through the database).",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve pipelines and experts over an OpenAI-compatible REST API.
@@ -159,9 +170,35 @@ def serve(
         # Before any model loads: refusing should be instant.
         raise ServerConfigError(problem)
 
+    if workers == 1:
+        _serve_process(config, settings, otel, log_level)
+        return
+    from signoria.orchestrator.server.workers import bind, run_workers
+    from signoria.orchestrator.storage import Store
+
+    if settings.record:
+        # Once, before the fork: a bad URL is one line, and the schema is migrated by one
+        # process, not raced by N.
+        Store.open(settings.db_url).close()
+    sock = bind(settings.host, settings.port)
+    code = run_workers(workers, lambda: _serve_process(config, settings, otel, log_level, sock))
+    sock.close()
+    if code:
+        raise typer.Exit(code)
+
+
+def _serve_process(
+    config: Path | None,
+    settings: ServerSettings,
+    otel: bool,
+    log_level: str,
+    sock: socket.socket | None = None,
+) -> None:
+    """One server process: the models, the database, the app, then uvicorn."""
     from signoria.agents.backends.registry import preload_backends
     from signoria.orchestrator.sdk import Orchestrator
     from signoria.orchestrator.server.app import create_app
+    from signoria.orchestrator.server.settings import ServerConfigError
     from signoria.orchestrator.server.transport import serve as serve_http
     from signoria.orchestrator.storage import Store
 
@@ -187,7 +224,7 @@ def serve(
         # requests (benchmarks/overhead.py). Frozen, it is never scanned again.
         gc.collect()
         gc.freeze()
-        serve_http(app, settings, log_level=log_level, log_config=_log_config())
+        serve_http(app, settings, log_level=log_level, log_config=_log_config(), sock=sock)
     finally:
         if provider is not None:
             provider.shutdown()  # flushes the spans still batched

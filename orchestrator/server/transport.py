@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import resource
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,14 +161,21 @@ def connection_budget(requested: int) -> int:
     return min(requested, budget)
 
 
-def serve(app: FastAPI, settings: ServerSettings, log_level: str, log_config: Any) -> None:
-    """Run `app` on `settings.host:port` with the bounded protocol until a signal stops it."""
+def serve(
+    app: FastAPI,
+    settings: ServerSettings,
+    log_level: str,
+    log_config: Any,
+    sock: socket.socket | None = None,
+) -> None:
+    """Run `app` on `settings.host:port` (or on the already listening `sock` that the
+    workers of `--workers` share) with the bounded protocol until a signal stops it."""
     import uvicorn
 
     protocol = protocol_class(
         settings.header_timeout_s, connection_budget(settings.max_connections)
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -176,3 +184,4 @@ def serve(app: FastAPI, settings: ServerSettings, log_level: str, log_config: An
         log_level=log_level,
         log_config=log_config,
     )
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
