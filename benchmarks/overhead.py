@@ -193,7 +193,38 @@ def proxy_config(stub_port: int, directory: Path) -> Path:
     return path
 
 
-def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -> dict[str, Any]:
+def served_records(db: str) -> int:
+    """Requests recorded by every `signoria serve` run of a database so far."""
+    from signoria.orchestrator.storage import Store
+
+    store = Store.open(db)
+    try:
+        return sum(store.count_items(r.id) for r in store.runs("serve"))
+    finally:
+        store.close()
+
+
+@contextmanager
+def database(kind: str, directory: Path) -> Iterator[str]:
+    """Where Signoria records: a SQLite file, or a throwaway local PostgreSQL cluster
+    (the storage tests' own, `tests/postgres_cluster.py`)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'records.db'}"
+        return
+    from tests.postgres_cluster import throwaway_cluster
+
+    with throwaway_cluster() as url:
+        yield url
+
+
+def run_all(
+    latency_ms: float,
+    requests: int,
+    levels: list[int],
+    record: bool,
+    db_kind: str = "sqlite",
+    workers: int = 1,
+) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     stub_port, signoria_port, proxy_port = free_port(), free_port(), free_port()
     env = {
@@ -204,9 +235,12 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
         "LITELLM_LOG": "ERROR",
     }
     stub = stub_argv(stub_port, latency_ms)
+    sent = sum(requests + min(requests, 4 * c) for c in levels)  # warm-ups included
+    counted: dict[str, int] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         process(stub, f"http://127.0.0.1:{stub_port}/v1/models"),
+        database(db_kind, Path(tmp)) as db,
     ):
         directory = Path(tmp)
         targets: list[tuple[str, str, str, list[str] | None, str]] = [
@@ -217,7 +251,8 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
                 signoria_config(stub_port, directory, backend),
                 signoria_port,
                 *("--max-concurrent", "1024", "--log-level", "warning"),
-                *(["--db", f"sqlite:///{directory / backend}.db"] if record else ["--no-record"]),
+                *(["--db", db] if record else ["--no-record"]),
+                *(["--workers", str(workers)] if workers > 1 else []),
             )
             targets.append(
                 (
@@ -236,7 +271,7 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
                 "--port",
                 str(proxy_port),
                 "--num_workers",
-                "1",
+                str(workers),
             ]
             targets.append(
                 (
@@ -251,8 +286,12 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
             if argv is None:
                 results[name] = {str(c): asyncio.run(load(url, model, c, requests)) for c in levels}
                 continue
+            before = served_records(db) if record and name.startswith("signoria") else 0
             with process(argv, ready, env):
                 results[name] = {str(c): asyncio.run(load(url, model, c, requests)) for c in levels}
+            if record and name.startswith("signoria"):
+                # After the server stopped: what its writer flushed on the way out counts.
+                counted[name] = served_records(db) - before
     direct = results["direct"]
     for by_level in results.values():
         for level, row in by_level.items():
@@ -263,6 +302,10 @@ def run_all(latency_ms: float, requests: int, levels: list[int], record: bool) -
         "requests_per_level": requests,
         "levels": levels,
         "recording": record,
+        "database": db_kind if record else None,
+        "workers": workers,
+        "requests_sent_per_target": sent,
+        "records_counted": counted if record else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "results": results,
@@ -354,7 +397,11 @@ if __name__ == "__main__":
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--requests", type=int, default=400, help="per target and level")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--record", action="store_true", help="Signoria records to SQLite")
+    parser.add_argument("--record", action="store_true", help="Signoria records every request")
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgres"], default="sqlite", help="where --record goes"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes, each target")
     parser.add_argument(
         "--features", action="store_true", help="Signoria only: recording off/on/+database key"
     )
@@ -370,6 +417,10 @@ if __name__ == "__main__":
             print(f"{name}: {cells}", file=sys.stderr)
         print(f"records counted: {report['records_counted']}", file=sys.stderr)
     else:
-        report = run_all(args.latency_ms, args.requests, args.levels, args.record)
+        report = run_all(
+            args.latency_ms, args.requests, args.levels, args.record, args.db, args.workers
+        )
         print(json.dumps(report))
         print(summary(report))
+        if report["records_counted"] is not None:
+            print(f"records counted: {report['records_counted']}", file=sys.stderr)

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+class NoPostgres(RuntimeError):
+    """The machine cannot run a throwaway cluster (no binaries, or root without a
+    'postgres' user); the message says which."""
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A new cluster in a temp dir on a free loopback port; yields its SQLAlchemy URL and
+    removes everything on exit. Also used by `benchmarks/overhead.py --db postgres`."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+        raise NoPostgres("PostgreSQL server binaries not installed (apt-get install postgresql)")
     bindir = Path(found[-1]).parent
     as_user: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and no 'postgres' user to run the server as")
+            raise NoPostgres(
+                "running as root and no 'postgres' user to run the server as"
+            ) from None
         as_user = ["runuser", "-u", "postgres", "--"]
     root = Path(tempfile.mkdtemp(prefix="signoria-pg-"))
     root.chmod(0o755)
@@ -87,3 +97,12 @@ def postgres_url() -> Iterator[str]:
         server.wait(timeout=20)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    try:
+        with throwaway_cluster() as url:
+            yield url
+    except NoPostgres as exc:
+        pytest.skip(str(exc))
