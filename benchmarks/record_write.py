@@ -1,0 +1,122 @@
+"""What one served request's record costs to write: `Store.record_items` alone, SQLite
+file vs a throwaway local PostgreSQL cluster, batch of 1 (one request in flight) and of 16
+(group commit under load).
+
+    .venv/bin/python -m benchmarks.record_write [--n 200]
+
+The record is a real one: the result of a `single` pipeline over one `scripted` expert
+(one call, its routing and aggregation rows), as `signoria serve` writes it. Reported per
+database and batch size: p50 and p90 milliseconds per `record_items` call and per record,
+after 20 warm-up writes. Prints one JSON object and a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.sdk import Orchestrator
+from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.rows import ItemFields
+
+CONFIG = """default_pipeline: single
+models:
+  a: {backend: scripted, answer: "The answer is 7.", input_price: 1.0, output_price: 2.0}
+pipelines:
+  single:
+    router: {name: fixed, experts: [a]}
+    aggregator: first
+"""
+
+
+def served_result(directory: Path) -> AskResult:
+    path = directory / "record.yaml"
+    path.write_text(CONFIG)
+    with Orchestrator.from_config(path) as orch:
+        return orch.ask("What is 3 + 4?")
+
+
+@contextmanager
+def databases(directory: Path) -> Iterator[dict[str, str]]:
+    from tests.postgres_cluster import NoPostgres, throwaway_cluster
+
+    urls = {"sqlite": f"sqlite:///{directory / 'records.db'}"}
+    try:
+        with throwaway_cluster() as url:
+            yield {**urls, "postgres": url}
+    except NoPostgres:
+        yield urls
+
+
+def time_writes(url: str, result: AskResult, batch: int, n: int) -> dict[str, Any]:
+    store = Store.open(url)
+    try:
+        run = store.create_run(
+            kind="serve", pipeline=None, run_id=None, benchmark=None, data_path=None, config={}
+        )
+
+        def entries() -> list[ItemFields]:
+            return [
+                {"item_key": uuid.uuid4().hex, "query": "What is 3 + 4?", "result": result,
+                 "error": None, "client": "fingerprint"}
+                for _ in range(batch)
+            ]  # fmt: skip
+
+        for _ in range(20):
+            store.record_items(run, entries())
+        times = []
+        for _ in range(n):
+            rows = entries()
+            t0 = time.perf_counter()
+            store.record_items(run, rows)
+            times.append((time.perf_counter() - t0) * 1000)
+        assert store.count_items(run) == (20 + n) * batch
+    finally:
+        store.close()
+    p50 = statistics.median(times)
+    return {
+        "batch": batch,
+        "n": n,
+        "p50_ms": round(p50, 3),
+        "p90_ms": round(statistics.quantiles(times, n=10)[-1], 3),
+        "p50_ms_per_record": round(p50 / batch, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "results": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp, databases(Path(tmp)) as urls:
+        result = served_result(Path(tmp))
+        report["calls_per_record"] = len(result.calls)
+        for name, url in urls.items():
+            report["results"][name] = [time_writes(url, result, b, args.n) for b in (1, 16)]
+    print(json.dumps(report))
+    print(
+        "record_write: "
+        + "; ".join(
+            f"{name} " + ", ".join(f"batch {r['batch']} {r['p50_ms']} ms" for r in rows)
+            for name, rows in report["results"].items()
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
