@@ -148,20 +148,26 @@ def onnx_encoder(model: Any, folder: Path | None, model_id: str) -> OnnxEncoder:
     # Idle threads sleep instead of spinning: on two cores a spinning pool steals the
     # core the router's own numpy/scikit-learn work runs on right after the embedding.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if folder is None:  # no disk cache: export to a private temp file, load, forget
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "minilm.onnx"
-            export_onnx(model, path)
-            session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-    else:
+
+    def load(path: Path) -> Any:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    session = None
+    if folder is not None:
         path = onnx_path(folder, model_id)
-        if not path.exists():
+        try:
+            if not path.exists():
+                export_onnx(model, path)
+            session = load(path)
+        except OSError:  # an unwritable cache folder: export privately below
+            session = None
+        except Exception:  # a damaged cached file: replace it once
             export_onnx(model, path)
-        session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+            session = load(path)
+    if session is None:  # no (usable) disk cache: a private temp file, loaded, forgotten
+        with tempfile.TemporaryDirectory() as tmp:
+            export_onnx(model, Path(tmp) / "minilm.onnx")
+            session = load(Path(tmp) / "minilm.onnx")
     return OnnxEncoder(session, model.tokenizer, int(model.max_seq_length))
 
 

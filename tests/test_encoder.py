@@ -66,6 +66,21 @@ def test_the_export_is_kept_and_reused(
     np.testing.assert_allclose(again.encode(TEXTS[:2]), exported[0].encode(TEXTS[:2]))
 
 
+def test_a_damaged_export_is_replaced_and_an_unwritable_folder_is_worked_around(
+    tmp_path: Path,
+) -> None:
+    damaged = onnx_path(tmp_path, embedding.model_id())
+    damaged.write_bytes(b"not an onnx graph")
+    repaired = onnx_encoder(embedding._model(), tmp_path, embedding.model_id())
+    assert damaged.stat().st_size > 1_000_000
+    reference = TorchEncoder(embedding._model()).encode(TEXTS[:2])
+    np.testing.assert_allclose(repaired.encode(TEXTS[:2]), reference, atol=1e-5)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    private = onnx_encoder(embedding._model(), blocker / "cache", embedding.model_id())
+    np.testing.assert_allclose(private.encode(TEXTS[:2]), reference, atol=1e-5)
+
+
 def test_falls_back_to_sentence_transformers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
