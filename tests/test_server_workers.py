@@ -1,6 +1,7 @@
 """`signoria serve --workers 2`: two real worker processes on one port, one SQLite file.
 
-Checked: every request is answered and recorded once (by the worker that served it);
+Checked: every request is answered and recorded once (by the worker that served it) and
+counted once in `/metrics`, whichever worker answers the scrape;
 SIGTERM to the parent stops both workers cleanly; a worker that dies takes the service
 down with a non-zero exit (a supervisor restarts it whole); a taken port is one line.
 """
@@ -57,6 +58,11 @@ def test_two_workers_answer_and_record_every_request(tmp_path: Path) -> None:
         workers = wait_for_children(server.process.pid, 2)
         statuses = asyncio.run(ask_many(server.base_url, 40))
         assert statuses == [200] * 40
+        # Whichever worker answers the scrape, it counts both workers' requests.
+        line = 'signoria_requests_total{model="vote",status="200"} 40.0'
+        for _ in range(6):
+            scraped = httpx.get(f"{server.base_url}/metrics", headers={"Connection": "close"})
+            assert line in scraped.text.splitlines(), scraped.text[:2000]
         assert server.stop() == 0, server.log_tail()
     for pid in workers:
         assert (

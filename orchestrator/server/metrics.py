@@ -11,6 +11,7 @@ experts). Each app has its own registry, so several apps in one process never mi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -23,6 +24,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds: a scripted expert answers in a millisecond, a local 1.5B model in a minute.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BREAKER_STATES = ("closed", "half-open", "open")
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Breakers(Collector):
@@ -55,7 +57,10 @@ class ServerMetrics:
             "signoria_request_seconds", "Pipeline wall time per request", ["pipeline"],
             buckets=BUCKETS, registry=r,
         )  # fmt: skip
-        self.in_flight = Gauge("signoria_in_flight", "Requests being answered", registry=r)
+        self.in_flight = Gauge(
+            "signoria_in_flight", "Requests being answered", registry=r,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
         self.calls = Counter(
             "signoria_expert_calls", "Expert calls by outcome", ["expert", "role", "outcome"],
             registry=r,
@@ -93,7 +98,8 @@ class ServerMetrics:
             "signoria_cache_lookups", "Response-cache lookups of cacheable requests", ["result"],
             registry=r,
         )  # fmt: skip
-        r.register(_Breakers(breaker_states))
+        self._breakers = _Breakers(breaker_states)
+        r.register(self._breakers)
 
     def observe(self, model: str, status: int, result: AskResult | None) -> None:
         """Count one finished request (its answer or the partial result of a failure)."""
@@ -123,4 +129,14 @@ class ServerMetrics:
                 self.flagged.labels(aggregate.aggregator).inc(len(aggregate.flagged))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This registry; under `serve --workers N`, every live worker's counts summed
+        (prometheus_client's multiprocess mode, which `workers.run_workers` turns on
+        before the fork), with the breakers of the worker that answered."""
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        combined.register(self._breakers)
+        return generate_latest(combined)

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from types import FrameType
@@ -28,6 +29,7 @@ from types import FrameType
 from signoria.errors import SignoriaError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -43,6 +45,14 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
+
+
+def _forget_metrics(pid: int) -> None:
+    """A dead worker's live gauges (requests in flight) stop counting."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _exit_code(status: int) -> int:
@@ -74,7 +84,23 @@ def _worker(run: Callable[[], None]) -> int:
 
 def run_workers(count: int, run: Callable[[], None]) -> int:
     """Fork `count` workers that each call `run` (which serves on the inherited socket
-    until stopped); supervise them; return the exit code for the whole service."""
+    until stopped); supervise them; return the exit code for the whole service.
+
+    Metrics: before the fork, prometheus_client's multiprocess mode is turned on (a
+    private directory in `PROMETHEUS_MULTIPROC_DIR`, unless one is set), so that each
+    worker's counts land in files that any worker's `/metrics` sums."""
+    with tempfile.TemporaryDirectory(prefix="signoria-metrics-") as metrics_dir:
+        own = not os.environ.get(MULTIPROCESS_ENV)
+        if own:
+            os.environ[MULTIPROCESS_ENV] = metrics_dir
+        try:
+            return _supervise(count, run)
+        finally:
+            if own:
+                os.environ.pop(MULTIPROCESS_ENV, None)
+
+
+def _supervise(count: int, run: Callable[[], None]) -> int:
     children: set[int] = set()
     stopping = False
 
@@ -103,6 +129,7 @@ def run_workers(count: int, run: Callable[[], None]) -> int:
             except InterruptedError:
                 continue
             children.discard(pid)
+            _forget_metrics(pid)
             child_code = _exit_code(status)
             if child_code and not code and not stopping:
                 code = child_code
