@@ -66,27 +66,24 @@ def _wait_ready(server: RunningServer, within_s: float = 120.0) -> dict[str, obj
     raise AssertionError(f"not ready in {within_s}s:\n{server.log_tail()}")
 
 
-QWEN_TIGHT = """
+SLOW_LOAD = """
 default_pipeline: big
-runtime:
-  llamacpp: {n_threads: 2}
 models:
-  qwen2.5-coder-1.5b:
-    backend: llamacpp
-    source: {embedded: qwen2.5-coder-1.5b}
-    context_length: 512
+  # A load of 3 s (fault injection, the same `load()` path as a GGUF's): a real model's
+  # load time depends on the page cache (1 GB from disk ~3 s, already cached well under
+  # a second), so it cannot be relied on to overrun the timeout.
+  big: {backend: scripted, answer: "hi", load_s: 3.0}
 pipelines:
   big:
-    router: {name: fixed, experts: [qwen2.5-coder-1.5b]}
+    router: {name: fixed, experts: [big]}
     aggregator: first
-    # Loading this 1 GB GGUF takes ~3 s here, one token ~1.3 s: the load alone
-    # overruns this timeout, the call does not.
+    # The load alone overruns this timeout; the call does not.
     limits: {expert_timeout_s: 2.2, max_tokens: 1, retries: 0}
 """
 
 
-def test_a_lazy_servers_first_local_call_is_not_timed_out_by_the_load(tmp_path: Path) -> None:
-    config = _config(tmp_path, QWEN_TIGHT)
+def test_a_lazy_servers_first_call_is_not_timed_out_by_the_load(tmp_path: Path) -> None:
+    config = _config(tmp_path, SLOW_LOAD)
     args = ("-c", config, "--no-record", "--lazy")
     with running_server(*args, log=tmp_path / "server.log") as server:
         health = httpx.get(f"{server.base_url}/health", timeout=5).json()
@@ -100,10 +97,10 @@ def test_a_lazy_servers_first_local_call_is_not_timed_out_by_the_load(tmp_path: 
         waited = time.perf_counter() - started
     assert reply.status_code == 200, reply.text
     [call] = reply.json()["signoria"]["calls"]
-    assert call["error"] is None and call["tokens_out"] == 1
+    assert call["error"] is None
     # The client waited for the load and the call, more than the call's timeout; the call
     # itself (generation only) stayed inside it.
-    assert waited > 2.2 and call["latency_s"] < 2.2
+    assert waited > 3.0 and call["latency_s"] < 2.2
 
 
 def test_serve_loads_local_models_at_startup_and_says_when_ready(tmp_path: Path) -> None:
