@@ -268,11 +268,17 @@ def test_supervised_queries_do_not_see_their_own_outcome(
 def test_edge_attributes_enter_the_messages(
     trained: tuple[GraphRouter, RouterContext], split: tuple[RoutingTable, RoutingTable]
 ) -> None:
-    router, ctx = trained
-    graph, net = router._trained()
-    seen: list[Any] = []
+    trained_router, ctx = trained
+    graph, net = trained_router._trained()
+    # A router with no frozen states yet: its first call runs the full pass once (both
+    # query-LLM edge types) and then the new queries' nodes (LLM -> query edges only).
+    router = GraphRouter(trained_router.config)
+    router.graph, router.net, router.anchor = graph, net, trained_router.anchor
+    seen: list[tuple[str, Any]] = []
     hooks = [
-        layer.convs[key].register_forward_pre_hook(lambda _m, args: seen.append(args))
+        layer.convs[key].register_forward_pre_hook(
+            lambda _m, args, key=key: seen.append((key, args))
+        )
         for layer in net.layers
         for key in ("__".join(LLM_TO_QUERY), "__".join(QUERY_TO_LLM))
     ]
@@ -280,8 +286,10 @@ def test_edge_attributes_enter_the_messages(
     before = router.utilities(queries, ctx)
     for hook in hooks:
         hook.remove()
-    assert len(seen) == 4  # two layers x two query-LLM edge types
-    for args in seen:
+    # Two layers x two edge types in the full pass, two layers x one for the queries.
+    assert [key for key, _ in seen].count("__".join(QUERY_TO_LLM)) == 2
+    assert [key for key, _ in seen].count("__".join(LLM_TO_QUERY)) == 4
+    for _, args in seen:
         assert len(args) == 3 and args[2].shape[1] == EDGE_DIM
     # And the outcomes on those edges change the decision scores (a router of its own:
     # this one's frozen states were computed from the original outcomes).

@@ -80,9 +80,9 @@ def score(net: GraphRouterNet, frozen: FrozenStates, query_x: Tensor, query_task
     with torch.no_grad():
         q = torch.relu(net.project[QUERY](query_x))
         for depth, layer in enumerate(net.layers):
-            # The task and LLM outputs of this small graph lack the training queries'
-            # messages and are dropped: the frozen states of the next depth stand in.
+            # Only the query nodes are updated: the task and LLM states of the next depth
+            # are the frozen ones (this small graph lacks the training queries' messages).
             x = {TASK: frozen.task[depth], QUERY: q, LLM: frozen.llm[depth]}
-            q = layer(x, edges)[QUERY]
+            q = layer(x, edges, only=QUERY)[QUERY]
         out: Tensor = net.readout(q, frozen.llm[-1], frozen.llm_x, frozen.llm_cost)
     return out

@@ -56,10 +56,16 @@ class HeteroLayer(nn.Module):
         self.norm = nn.ModuleDict({t: nn.LayerNorm(hidden) for t in (TASK, QUERY, LLM)})
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: dict[str, Tensor], graph: HeteroGraph) -> dict[str, Tensor]:
-        out = {t: self.self_loop[t](h) for t, h in x.items()}
+    def forward(
+        self, x: dict[str, Tensor], graph: HeteroGraph, only: str | None = None
+    ) -> dict[str, Tensor]:
+        """New states of every node type, or of the type `only` alone (what routing a new
+        query needs: the other types' states are frozen, see `frozen`)."""
+        out = {t: self.self_loop[t](h) for t, h in x.items() if only in (None, t)}
         for edge in EDGE_TYPES:
             src, _, dst = edge
+            if dst not in out:
+                continue
             conv = self.convs[_key(edge)]
             pair = (x[src], x[dst])
             index = graph.edge_index[edge]
