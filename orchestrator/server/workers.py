@@ -67,6 +67,7 @@ def _worker(run: Callable[[], None]) -> int:
         signal.signal(
             signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler
         )
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         run()
     except SystemExit as exc:
@@ -115,11 +116,17 @@ def _supervise(count: int, run: Callable[[], None]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        for _ in range(count):
-            pid = os.fork()
-            if pid == 0:
-                os._exit(_worker(run))
-            children.add(pid)
+        # Stop signals wait while forking: a worker must not run the parent's handler
+        # (it would signal its siblings) before it has put the defaults back.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for _ in range(count):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(_worker(run))
+                children.add(pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         code = 0
         while children:
             try:
