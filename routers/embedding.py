@@ -188,6 +188,7 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         keys = [text_key(t) for t in texts]
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.cache}
+        added = list(todo)  # from the store or the model: what `keep_new` counts
         if todo and self.store is not None:
             self.cache.update(self.store.get(sorted(todo)))
             todo = {k: t for k, t in todo.items() if k not in self.cache}
@@ -208,8 +209,8 @@ class Embedder:
         if not keys:
             return np.zeros((0, DIM), dtype=np.float32)
         vectors = np.stack([self.cache[k] for k in keys])
-        if self.keep_new is not None and todo:
-            self._new.extend(todo)
+        if self.keep_new is not None and added:
+            self._new.extend(added)
             while len(self._new) > self.keep_new:
                 self.cache.pop(self._new.popleft(), None)
         return vectors

@@ -115,3 +115,16 @@ def test_a_live_embedder_keeps_only_its_newest_queries() -> None:
     # More new texts in one call than the bound: all are returned, the newest kept.
     many = live.embed([f"query {i}" for i in range(5)])
     assert many.shape == (5, embedding.DIM) and len(live.cache) == 3
+
+
+def test_queries_found_in_the_disk_store_count_against_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNORIA_CACHE", str(tmp_path))
+    Embedder().embed([f"stored {i}" for i in range(4)])  # now in the disk store
+    live = Embedder(keep_new=2)
+    assert live.store is not None
+    encoded = embedding.ENCODED["texts"]
+    live.embed([f"stored {i}" for i in range(4)])
+    assert embedding.ENCODED["texts"] == encoded  # all four came from the store
+    assert len(live.cache) == 2
