@@ -21,8 +21,6 @@ from signoria.routers.graph.features import (
     LLM,
     LLM_TO_QUERY,
     QUERY,
-    QUERY_TO_LLM,
-    QUERY_TO_TASK,
     TASK,
     TASK_TO_QUERY,
     HeteroGraph,
@@ -65,16 +63,14 @@ def score(net: GraphRouterNet, frozen: FrozenStates, query_x: Tensor, query_task
     # What a routed query's edges show: no outcome, the model's expected cost.
     unobserved = torch.zeros(r * n_llm, EDGE_DIM)
     unobserved[:, 1] = frozen.llm_cost.repeat(r)
-    none = torch.zeros((2, 0), dtype=torch.long)
+    # Only the edges into the new queries: the layers update query nodes alone here.
     edges = HeteroGraph(
         x={},
         edge_index={
             TASK_TO_QUERY: torch.stack([query_task, torch.arange(r)]),
-            QUERY_TO_TASK: none,
             LLM_TO_QUERY: torch.stack([l_grid, q_grid]),
-            QUERY_TO_LLM: none,
         },
-        edge_attr={LLM_TO_QUERY: unobserved, QUERY_TO_LLM: torch.zeros((0, EDGE_DIM))},
+        edge_attr={LLM_TO_QUERY: unobserved},
         receivers=torch.arange(r),
     )
     with torch.no_grad():
