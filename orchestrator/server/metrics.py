@@ -19,12 +19,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.server.workers import MULTIPROCESS_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds: a scripted expert answers in a millisecond, a local 1.5B model in a minute.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BREAKER_STATES = ("closed", "half-open", "open")
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Breakers(Collector):

@@ -8,10 +8,11 @@ loop exists, and each worker builds its server exactly as a one-process `serve` 
 The kernel hands each new connection to one of the workers accepting on the socket.
 
 Per worker: local models (memory times N), the in-flight cap, the response cache, the
-circuit breakers, `/metrics` (a scrape sees the worker that answered it). Shared, in the
-database: the records, keys, budgets and rate admission. The parent forwards SIGINT and
-SIGTERM; when one worker exits, the others are stopped and the parent exits with the
-first non-zero code, so a supervisor (systemd, Kubernetes) restarts the whole service.
+circuit breakers. Shared: in the database, the records, keys, budgets and rate
+admission; in `PROMETHEUS_MULTIPROC_DIR`, the metrics, which any worker's `/metrics`
+sums. The parent forwards SIGINT and SIGTERM; when one worker exits, the others are
+stopped and the parent exits with the first non-zero code, so a supervisor (systemd,
+Kubernetes) restarts the whole service.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from types import FrameType
 from signoria.errors import SignoriaError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Read by prometheus_client when it is first imported: it must be set before the fork,
+# and this module must not import prometheus_client itself (the parent would then have
+# chosen the single-process mode that the workers inherit).
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
