@@ -106,6 +106,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def warm_ups(requests: int, concurrency: int) -> int:
+    """Untimed requests `load` sends first (they are recorded too, so they are counted)."""
+    return min(requests, 4 * concurrency)
+
+
+def sent_per_target(requests: int, levels: list[int]) -> int:
+    """Requests one target gets over a run, warm-ups included: what its records must hold."""
+    return sum(requests + warm_ups(requests, c) for c in levels)
+
+
 async def load(
     url: str, model: str, concurrency: int, requests: int, key: str = KEY
 ) -> dict[str, Any]:
@@ -136,7 +146,7 @@ async def load(
                     latencies.append(time.perf_counter() - t0)
                     errors += not ok
 
-        for n, record in ((min(requests, 4 * concurrency), False), (requests, True)):
+        for n, record in ((warm_ups(requests, concurrency), False), (requests, True)):
             for i in range(n):
                 queue.put_nowait(i)
             start = time.perf_counter()
@@ -235,7 +245,7 @@ def run_all(
         "LITELLM_LOG": "ERROR",
     }
     stub = stub_argv(stub_port, latency_ms)
-    sent = sum(requests + min(requests, 4 * c) for c in levels)  # warm-ups included
+    sent = sent_per_target(requests, levels)
     counted: dict[str, int] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -325,7 +335,7 @@ def features(latency_ms: float, requests: int, levels: list[int]) -> dict[str, A
     results: dict[str, dict[str, Any]] = {}
     stub_port, port = free_port(), free_port()
     env = {**os.environ, "STUB_API_KEY": "stub-key", "SIGNORIA_API_KEYS": KEY}
-    sent = sum(requests + min(requests, 4 * c) for c in levels)  # warm-ups included
+    sent = sent_per_target(requests, levels)
     counted: dict[str, int | None] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -354,9 +364,7 @@ def features(latency_ms: float, requests: int, levels: list[int]) -> dict[str, A
                     for c in levels
                 }
             if name != "recording off":
-                store = Store.open(db)
-                counted[name] = sum(store.count_items(r.id) for r in store.runs("serve"))
-                store.close()
+                counted[name] = served_records(db)
     base = results["recording off"]
     for by_level in results.values():
         for level, row in by_level.items():
