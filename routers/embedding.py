@@ -118,7 +118,7 @@ class EmbeddingStore:
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # A cache: losing the last writes to a power cut costs a re-embed, while a sync
-        # per commit cost a live query up to 2.5 ms.
+        # per commit made every live query wait for the disk.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB,"
