@@ -106,3 +106,17 @@ def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], result.stderr
+
+
+def test_a_bad_database_fails_once_before_any_worker_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [SIGNORIA, "serve", "-c", CONFIG, "--workers", "2", "--db", "nosuchdb://x"],
+        capture_output=True,
+        text=True,
+        env=server_env(None),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open database" in lines[0], result.stderr
