@@ -90,27 +90,10 @@ def test_a_dead_worker_stops_the_service_with_an_error(tmp_path: Path) -> None:
         )
 
 
-def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [SIGNORIA, "serve", "-c", CONFIG, "--no-record", "--workers", "2", "--port", f"{port}"],
-            capture_output=True,
-            text=True,
-            env=server_env(None),
-            cwd=ROOT,
-            timeout=60,
-        )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], result.stderr
-
-
-def test_a_bad_database_fails_once_before_any_worker_starts(tmp_path: Path) -> None:
+def refused_line(*args: str) -> str:
+    """`signoria serve --workers 2 *args`, which must fail at once: its one stderr line."""
     result = subprocess.run(
-        [SIGNORIA, "serve", "-c", CONFIG, "--workers", "2", "--db", "nosuchdb://x"],
+        [SIGNORIA, "serve", "-c", CONFIG, "--workers", "2", *args],
         capture_output=True,
         text=True,
         env=server_env(None),
@@ -119,4 +102,18 @@ def test_a_bad_database_fails_once_before_any_worker_starts(tmp_path: Path) -> N
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot open database" in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_taken_port_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = refused_line("--no-record", "--port", f"{port}")
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+def test_a_bad_database_fails_once_before_any_worker_starts() -> None:
+    assert "cannot open database" in refused_line("--db", "nosuchdb://x")
