@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from signoria.agents.jsonl import read_jsonl
 from signoria.errors import SignoriaError
-from signoria.orchestrator.answers import AnswerKind, extract_number
+from signoria.orchestrator.answers import AnswerKind, extract_number, reference_kind
 
 Benchmark = Literal["gsm8k", "mmlu", "outcomes"]
 LETTERS = "ABCDEFGHIJ"
@@ -96,23 +96,13 @@ def mmlu_item(index: int, row: dict[str, Any]) -> EvalItem:
     )
 
 
-def _reference_kind(reference: str | None) -> AnswerKind:
-    if reference is None:
-        return "text"
-    if len(reference.strip()) == 1 and reference.strip().upper() in LETTERS:
-        return "letter"
-    if extract_number(reference) == reference.strip().replace(",", ""):
-        return "number"
-    return "text"
-
-
 def answer_kind(benchmark: str | None, reference: str | None) -> AnswerKind:
     """How answers of a stored run are compared, from its benchmark and reference."""
     if benchmark == "gsm8k":
         return "number"
     if benchmark == "mmlu":
         return "letter"
-    return _reference_kind(reference)
+    return reference_kind(reference)
 
 
 def outcome_item(index: int, row: dict[str, Any]) -> EvalItem:
@@ -123,7 +113,7 @@ def outcome_item(index: int, row: dict[str, Any]) -> EvalItem:
         task=str(row.get("task", "outcomes")),
         prompt=query,
         reference=reference,
-        kind=_reference_kind(reference),
+        kind=reference_kind(reference),
         question=query,
     )
 

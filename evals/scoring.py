@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from signoria.evals.datasets import EvalItem
-from signoria.orchestrator.answers import extract_answer, normalise_text
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
-    except ValueError:
-        return False
+from signoria.orchestrator.answers import extract_answer, same_answer
 
 
 def score(item: EvalItem, text: str) -> tuple[float | None, str | None]:
@@ -22,8 +13,4 @@ def score(item: EvalItem, text: str) -> tuple[float | None, str | None]:
         return None, extracted
     if extracted is None:
         return 0.0, None
-    if item.kind == "number":
-        return float(_same_number(extracted, item.reference)), extracted
-    if item.kind == "letter":
-        return float(extracted == item.reference.strip().upper()), extracted
-    return float(extracted == normalise_text(item.reference)), extracted
+    return float(same_answer(extracted, item.reference, item.kind)), extracted

@@ -8,6 +8,7 @@ for multiple choice.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Literal
@@ -111,3 +112,30 @@ def looks_injected(text: str) -> bool:
     """Whether `text` contains a prompt-injection phrase ("ignore previous instructions",
     "disregard the above", "system prompt", "you are now", ...)."""
     return _INJECTION.search(text) is not None
+
+
+_REFERENCE_LETTERS = "ABCDEFGHIJ"
+
+
+def reference_kind(reference: str | None) -> AnswerKind:
+    """How answers are compared with a reference: a lone option letter, a number, or text."""
+    if reference is None:
+        return "text"
+    if len(reference.strip()) == 1 and reference.strip().upper() in _REFERENCE_LETTERS:
+        return "letter"
+    if extract_number(reference) == reference.strip().replace(",", ""):
+        return "number"
+    return "text"
+
+
+def same_answer(extracted: str, reference: str, kind: AnswerKind) -> bool:
+    """Whether an extracted answer is the reference: numbers within rounding, letters by
+    letter, text once normalised (the exact match of QA harnesses)."""
+    if kind == "number":
+        try:
+            return math.isclose(float(extracted), float(reference), rel_tol=1e-6, abs_tol=1e-9)
+        except ValueError:
+            return False
+    if kind == "letter":
+        return extracted == reference.strip().upper()
+    return extracted == normalise_text(reference)

@@ -61,6 +61,25 @@ class CascadeStep(BaseModel):
     next_stage: int | None = None
 
 
+class PolicyTurn(BaseModel):
+    """One turn of a routing policy that thinks and asks experts as it goes (Router-R1),
+    as the trace shows it: what it thought, whom it asked what, and what it read back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    turn: int
+    action: Literal["route", "answer", "malformed", "failed"]
+    think: str | None = None
+    expert: str | None = None
+    query: str | None = None
+    # The routed call's slot (Aggregate.chosen and the trace's calls index slots).
+    slot: int | None = None
+    # What the policy read back (the information turn), or the text of a malformed turn.
+    reply: str | None = None
+    # Why a turn is malformed, or why its call failed.
+    note: str | None = None
+
+
 class Aggregate(BaseModel):
     """What an aggregator made of the completions."""
 
@@ -77,6 +96,8 @@ class Aggregate(BaseModel):
     error: str | None = None
     # An answer-aware cascade's decision after each stage it ran.
     steps: tuple[CascadeStep, ...] = ()
+    # A routing policy's turns (Router-R1): its thoughts, routes and answer.
+    turns: tuple[PolicyTurn, ...] = ()
     # The finish reason of the call whose text became `text` (the synthesis call of an
     # LLM aggregator, the chosen expert's call of a vote): "length" means it was cut.
     finish_reason: str | None = None

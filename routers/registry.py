@@ -24,6 +24,9 @@ ROUTERS.register(
     "fixed", Strategy(params=f"{_HERE}.fixed:FixedRouterParams", build=f"{_HERE}.fixed:FixedRouter")
 )
 ROUTERS.register(
+    "none", Strategy(params=f"{_HERE}.none:NoRouterParams", build=f"{_HERE}.none:NoRouter")
+)
+ROUTERS.register(
     "learned",
     Strategy(
         params=f"{_HERE}.learned:LearnedRouterParams",

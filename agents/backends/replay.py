@@ -7,10 +7,11 @@ an invented answer.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,10 +33,41 @@ class ReplayOptions(BaseModel):
 
     table: Path = Field(description="routing-outcome table (JSONL)")
     model: str | None = Field(default=None, description="model in the table; default: own name")
+    match: Literal["exact", "question"] = Field(
+        default="exact",
+        description="exact: answer the query as recorded; question: also a question written "
+        "anew that holds most words of a recorded one (a router's sub-question)",
+    )
 
     def availability(self) -> Availability:
         path = self.table.expanduser()
         return Availability(available=path.is_file(), detail=f"replay of {path}")
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+# Share of a recorded question's words a question written anew must hold to be that question.
+QUESTION_COVERAGE = 0.6
+
+
+def question_words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def asked_question(query: str) -> str:
+    """The question a recorded query asks: its last paragraph (tables whose prompts carry
+    worked examples first end with the question asked), or all of it when that is short."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", query.strip()) if p.strip()]
+    last = paragraphs[-1] if paragraphs else query
+    return last if len(question_words(last)) >= 8 else query
+
+
+def coverage(written: str, recorded: str) -> float:
+    """Share of the recorded question's words that a written question holds."""
+    return _coverage(question_words(written), question_words(asked_question(recorded)))
+
+
+def _coverage(written: frozenset[str], recorded: frozenset[str]) -> float:
+    return len(recorded & written) / len(recorded) if recorded else 0.0
 
 
 class OutcomeTable:
@@ -45,6 +77,28 @@ class OutcomeTable:
         self.rows = rows
         self.by_query = {str(row["query"]): row for row in rows}
         self.models = sorted({m for row in rows for m in row.get("outcomes", {})})
+        self._asked: list[frozenset[str]] | None = None
+
+    def find(
+        self, query: str, match: Literal["exact", "question"] = "exact"
+    ) -> dict[str, Any] | None:
+        """The row that recorded `query`; with `match="question"`, else the one row whose
+        asked question the query holds best (at least `QUESTION_COVERAGE` of its words, and
+        strictly better than any other row: an ambiguous question has no recorded answer)."""
+        row = self.by_query.get(query)
+        if row is not None or match == "exact":
+            return row
+        if self._asked is None:
+            self._asked = [question_words(asked_question(str(r["query"]))) for r in self.rows]
+        written = question_words(query)
+        scored = sorted(
+            ((_coverage(written, w), i) for i, w in enumerate(self._asked)), reverse=True
+        )
+        if not scored or scored[0][0] < QUESTION_COVERAGE:
+            return None
+        if len(scored) > 1 and scored[1][0] == scored[0][0]:
+            return None
+        return self.rows[scored[0][1]]
 
     @classmethod
     def load(cls, path: Path) -> OutcomeTable:
@@ -70,9 +124,16 @@ def _words(text: str) -> int:
 
 
 class ReplayExpert:
-    def __init__(self, card: ModelCard, table: OutcomeTable, model: str | None = None) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        table: OutcomeTable,
+        model: str | None = None,
+        match: Literal["exact", "question"] = "exact",
+    ) -> None:
         self._card = card
         self._table = table
+        self._match = match
         self._model = model or card.name
         if self._model not in table.models:
             raise SignoriaError(
@@ -95,7 +156,7 @@ class ReplayExpert:
             )
         started = time.time()
         query = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        row = self._table.by_query.get(query)
+        row = self._table.find(query, self._match)
         outcome = None if row is None else row.get("outcomes", {}).get(self._model)
         if outcome is None or outcome.get("response") is None:
             raise ExpertError(f"{self._card.name}: no recorded response for this query")
@@ -119,4 +180,4 @@ class ReplayExpert:
 
 
 def build_expert(card: ModelCard, options: ReplayOptions, context: object) -> ReplayExpert:
-    return ReplayExpert(card, load_table(options.table), options.model)
+    return ReplayExpert(card, load_table(options.table), options.model, options.match)

@@ -41,6 +41,9 @@ class ScriptedBehaviour(BaseModel):
 
     behaviour: Behaviour = "answer"
     answer: str = "42"
+    # A conversation partner: the n-th answered call writes the n-th text (the last repeats),
+    # e.g. a routing policy's turns. Empty: every call answers `answer`.
+    sequence: tuple[str, ...] = ()
     latency_s: float = Field(default=0.0, ge=0.0)
     # Fail (retryably, like a provider 5xx) this many times before behaving.
     fail_first: int = Field(default=0, ge=0)
@@ -89,6 +92,7 @@ class ScriptedExpert:
         self._card = card
         self._behaviour = behaviour
         self.calls = 0
+        self.answered = 0  # calls that got as far as writing their text
         self.loads = 0
         self._load: asyncio.Future[None] | None = None
 
@@ -197,6 +201,9 @@ class ScriptedExpert:
             return "".join(rng.choice(string.printable) for _ in range(40))
         if b.behaviour == "echo":
             return messages[-1].content
+        self.answered += 1
+        if b.sequence:
+            return b.sequence[min(self.answered, len(b.sequence)) - 1]
         return b.answer
 
     async def aclose(self) -> None:

@@ -39,3 +39,5 @@ _register("adaptive-vote", "adaptive_vote:AdaptiveVoteParams", "adaptive_vote:Ad
 _register("usc", "usc:USCParams", "usc:UniversalSelfConsistency")
 # An answer-aware cascade: asks the next stage of its chain until its scorer accepts.
 _register("cascade", "cascade:CascadeParams", "cascade:AnswerAwareCascade")
+# Router-R1: a policy model thinks, asks experts sub-questions turn by turn, answers.
+_register("router-r1", "router_r1:RouterR1Params", "router_r1:RouterR1")
