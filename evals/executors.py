@@ -58,7 +58,11 @@ class AsyncioExecutor:
                     return position, item, exc.result, str(exc)
                 return position, item, result, None
 
-        for finished in asyncio.as_completed([one(p, i) for p, i in todo]):
+        # Started in the file's order, the items take the semaphore in that order: at
+        # concurrency 1 they are answered one after another as listed (a scripted expert's
+        # sequence of turns then meets the items it was written for).
+        started = [asyncio.ensure_future(one(p, i)) for p, i in todo]
+        for finished in asyncio.as_completed(started):
             yield await finished
 
 

@@ -1,7 +1,9 @@
 """Export a stored run as a routing-outcome table, the format routers train on.
 
 One line per item: each model's own answer (its first successful call for the item,
-before any aggregation) scored against the reference, with that call's cost. A run of
+before any aggregation) scored against the reference, with that call's cost. Answers to
+the questions a routing policy wrote (Router-R1) answer those, not the item, and are left
+out: a run where only such a policy called experts exports no rows. A run of
 recorded server traffic (kind "serve") has no references: its rows come from the
 feedback clients gave (`evals/traffic.py`), and requests without any are skipped.
 """
@@ -31,7 +33,7 @@ def outcome_row(item: ItemRecord, benchmark: str | None) -> dict[str, Any]:
         question=item.query,
     )
     outcomes: dict[str, dict[str, Any]] = {}
-    for model, call in first_answers(item.calls).items():
+    for model, call in first_answers(item).items():
         outcomes[model] = outcome_of(call, score(probe, call.text)[0])
     return {
         "id": item.item_key,

@@ -4,9 +4,10 @@ A served request becomes a row only through its feedback, because a request alon
 nothing about how good its answers were:
 
 - a **reference** answer scores every expert answer the request recorded (each model's
-  first successful call; aggregator calls excluded), with the same extraction and
-  matching as the benchmark runner (`evals/scoring.py`, kind inferred from the
-  reference). A request that called several experts thus yields one outcome per expert.
+  first successful call; aggregator calls and answers to a routing policy's own
+  questions excluded), with the same extraction and matching as the benchmark runner
+  (`evals/scoring.py`, kind inferred from the reference). A request that called several
+  experts thus yields one outcome per expert.
 - a **score** scores the answer the request *returned*, so it is credited to the
   model(s) whose own answer is that answer (same text once stripped); for a single-expert
   or routed request that is the model that produced it. An answer that no expert gave
@@ -22,7 +23,6 @@ only about the models that traffic called (see docs/routers.md, "Retrain from tr
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +53,37 @@ class TrafficRows:
         return f"{sum(self.skipped.values())} requests skipped: {reasons}"
 
 
-def first_answers(calls: Iterable[CallRecord]) -> dict[str, CallRecord]:
-    """Each expert's first successful answer (what it said on its own)."""
+def first_answers(item: ItemRecord) -> dict[str, CallRecord]:
+    """Each expert's first successful answer to the item's query (what it said on its own).
+
+    An answer to a question a routing policy wrote (Router-R1's route turns) is left out:
+    it answers that question, not the query, so scored against the query's reference it
+    would teach a router a wrong outcome.
+    """
+    elsewhere = _answers_to_other_questions(item)
     first: dict[str, CallRecord] = {}
-    for call in calls:
-        if call.role != "aggregator" and call.error is None and call.expert not in first:
-            first[call.expert] = call
+    for position, call in enumerate(item.calls):
+        if call.role == "aggregator" or call.error is not None or position in elsewhere:
+            continue
+        first.setdefault(call.expert, call)
     return first
+
+
+def _answers_to_other_questions(item: ItemRecord) -> set[int]:
+    """Positions of the calls that answered a policy's question other than the query."""
+    positions: set[int] = set()
+    for aggregation in item.aggregations:
+        slots = {
+            t.slot
+            for t in aggregation.turns
+            if t.slot is not None and (t.query or "").strip() != item.query.strip()
+        }
+        positions.update(
+            i.call_position
+            for i in aggregation.inputs
+            if i.position in slots and i.call_position is not None
+        )
+    return positions
 
 
 def outcome_of(call: CallRecord, value: float | None) -> dict[str, Any]:
@@ -71,7 +95,7 @@ def traffic_row(item: ItemRecord) -> tuple[dict[str, Any] | None, str]:
     feedback = item.feedback
     if feedback is None:
         return None, "without feedback"
-    answers = first_answers(item.calls)
+    answers = first_answers(item)
     if not answers:
         return None, "with no expert answer"
     outcomes: dict[str, dict[str, Any]] = {}

@@ -21,8 +21,9 @@ from signoria.orchestrator.cli_common import (
 route_app = group("Learned routers: train, evaluate, list.")
 # Static, so `--help` imports no registry; tests/test_routers.py checks it names them all.
 TRAINABLE_HELP = (
-    "Trainable router: graph, skills, threshold, pareto, cascade, or a baseline: random, "
-    "best-single, cheapest, knn, mlp, svm, mf (`signoria route list`)."
+    "Trainable router: graph, skills, threshold, pareto, cascade, router-r1 (an LLM policy, "
+    "GRPO), or a baseline: random, best-single, cheapest, knn, mlp, svm, mf "
+    "(`signoria route list`)."
 )
 
 
@@ -48,7 +49,26 @@ def route_train(
     ] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train a router and the baselines on an outcome table; save a self-contained artifact."""
+    """Train a router and the baselines on an outcome table; save a self-contained artifact.
+
+    `--router router-r1` trains an LLM policy with GRPO instead (extra `rl`): its settings
+    are options, e.g. `--option policy=smollm2-135m --option steps=40 --option
+    cost_weight=0.2` (docs/routers.md lists them)."""
+    if router == "router-r1":
+        from signoria.orchestrator.router_r1.commands import train_command as train_r1
+        from signoria.routers.commands import parse_options
+
+        train_r1(
+            train=train,
+            models=models,
+            out_dir=out_dir,
+            seed=seed,
+            limit=limit,
+            options=parse_options(option or []),
+            trade_off_given=scenario is not None or alpha is not None or beta is not None,
+            quiet=quiet,
+        )
+        return
     from signoria.routers.commands import train_command
 
     train_command(
@@ -109,6 +129,10 @@ def route_list(as_json: JsonOption = False) -> None:
     routers["answer-aware"] = {
         "answer-cascade": {"extra": None, "sweep": "value_usd", "installed": True}
     }
+    # Trained by `route train --router router-r1`: an LLM policy, served as an aggregator.
+    routers["policy"] = {
+        "router-r1": {"extra": "rl", "sweep": "cost_weight", "installed": _rl_installed()}
+    }
     if as_json:
         print(json.dumps(routers))
         return
@@ -119,6 +143,12 @@ def route_list(as_json: JsonOption = False) -> None:
             if kind != "live":
                 knob = f"  sweep: {entry['sweep'] or '-'}" if entry["installed"] else ""
             print(f"{kind:<12} {name:<14}{knob}{needs}")
+
+
+def _rl_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("trl", "transformers"))
 
 
 @route_app.command("retrain")

@@ -1,13 +1,26 @@
-"""What the console's pages are made of, from records built by hand: a router's collapse
-onto one model shows in the share over time, and spend per key keeps unknown prices
-unknown."""
+"""What the console's pages are made of, from records built by hand or stored and read
+back: a router's collapse onto one model shows in the share over time, spend per key keeps
+unknown prices unknown, and a request's page shows a routing policy's turns and a
+cascade's steps, with every text from an expert escaped."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from signoria.evals.console.views import share_over_time, spend_per_key
+from signoria.evals.console.pages import console_templates
+from signoria.evals.console.views import (
+    RequestView,
+    request_view,
+    share_over_time,
+    spend_per_key,
+)
+from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.storage import Store
+from signoria.orchestrator.storage.browse import served_request
 from signoria.orchestrator.storage.records import CallRecord, ItemRecord
+from tests.test_router_r1_loop import QUESTION, answer, ask, config, route
+from tests.test_storage import cascaded_result
 
 START = datetime(2026, 12, 1, 9, 0)
 
@@ -67,3 +80,54 @@ def test_spend_per_key_is_unknown_when_any_request_is_unpriced() -> None:
     assert rows["team-a"].spend is None and rows["team-a"].priced_spend == 0.5
     assert rows["team-a"].unpriced == 1 and rows["team-a"].requests == 2
     assert rows["-"].spend == 0.25
+
+
+def stored_view(result: AskResult, tmp_path: Path) -> RequestView:
+    """The request page's view of `result`, recorded as a served request and read back."""
+    store = Store.open(f"sqlite:///{tmp_path / 'console.db'}")
+    run = store.create_run(kind="serve")
+    store.record_item(run, item_key="req-1", query=QUESTION, result=result, client="fp-a")
+    item = served_request(store, "req-1")
+    store.close()
+    assert item is not None
+    return request_view(item, {"fp-a": "team-a"})
+
+
+def render(view: RequestView) -> str:
+    page = console_templates().get_template("request.html")
+    return page.render(view=view, request_id=view.item.item_key, recording=True, auth=False)
+
+
+HOSTILE = '<script>alert("pwned")</script>'
+
+
+async def test_a_routing_policys_turns_show_with_the_calls_they_made(tmp_path: Path) -> None:
+    turns = [route("cheap", think="<b>ask</b> cheap"), "garbage", answer("B")]
+    view = stored_view(await ask(config(turns, cheap={"answer": HOSTILE})), tmp_path)
+    assert [(v.turn.turn, v.turn.action, v.call) for v in view.turns] == [
+        (1, "route", 1),  # the call after the policy's first turn
+        (2, "malformed", None),
+        (3, "answer", None),
+    ]
+    assert [c.call.expert for c in view.calls] == ["policy", "cheap", "policy", "policy"]
+    assert view.calls[1].outcome == "chosen" and view.steps == []
+    html = render(view)
+    assert '<table id="turns">' in html and '<table id="steps">' not in html
+    assert "(call #1)" in html and "the turn must start with &lt;think&gt;" in html
+    # What an expert wrote (and the policy read back) is text on the page, never markup.
+    assert HOSTILE not in html and "<b>ask" not in html
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in html
+    assert "&lt;b&gt;ask&lt;/b&gt; cheap" in html
+
+
+def test_a_cascades_steps_show_its_decision_per_stage(tmp_path: Path) -> None:
+    view = stored_view(cascaded_result(), tmp_path)
+    assert [(s.stage, s.accept, s.next_stage) for s in view.steps] == [
+        (0, False, 1),
+        (1, True, None),
+    ]
+    assert view.turns == []
+    html = render(view)
+    assert '<table id="steps">' in html and '<table id="turns">' not in html
+    assert "go on to stage 1" in html and "accept" in html
+    assert "0.40" in html and "+0.35" in html and "$0.002000" in html

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from signoria.orchestrator.pipeline import Pipeline
-from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.result import Aggregate, AskResult, CascadeStep, ExpertCall
 from signoria.orchestrator.storage import StorageError, Store
 from signoria.orchestrator.storage.migrations_api import current_revision, downgrade, upgrade
 from tests.conftest import ROOT, scripted
 from tests.server_process import running_server
+from tests.test_router_r1_loop import QUESTION, answer, ask, config, route
 
 TABLES = {
     "runs",
@@ -62,13 +63,108 @@ def sqlite_url(tmp_path: Path) -> str:
 def test_migrations_up_and_down_on_sqlite(tmp_path: Path) -> None:
     engine = create_engine(sqlite_url(tmp_path))
     upgrade(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, "base")
     assert current_revision(engine) is None
     assert not TABLES & set(inspect(engine).get_table_names())
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= TABLES
+
+
+def cascaded_result() -> AskResult:
+    """A cascade that doubted its cheap stage and accepted the strong one (built by hand:
+    storage keeps the steps whatever policy decided them)."""
+    steps = (
+        CascadeStep(stage=0, models=("cheap",), score=0.4, gain=0.35, extra_cost=0.002,
+                    accept=False, answer="A", next_stage=1),
+        CascadeStep(stage=1, models=("strong",), score=1.0, gain=0.0, extra_cost=None,
+                    accept=True, answer="B"),
+    )  # fmt: skip
+    return AskResult(
+        answer="B",
+        pipeline="cascade",
+        calls=(
+            ExpertCall(expert="cheap", slot=0, text="A", cost=0.001),
+            ExpertCall(expert="strong", slot=1, text="B", cost=0.002),
+        ),
+        cost=0.003,
+        latency_s=0.1,
+        aggregation=Aggregate(
+            aggregator="cascade", text="B", chosen=(1,), discarded=(0,), rounds=2, steps=steps
+        ),
+    )
+
+
+async def exercise_traces(store: Store) -> None:
+    """A cascade's steps and a routing policy's turns read back typed, as they were."""
+    policy = await ask(config([route("cheap"), "no tags", answer("B")]))
+    cascade = cascaded_result()
+    run = store.create_run(kind="eval", run_id="traces")
+    store.record_item(run, item_key="r1", query=QUESTION, result=policy)
+    store.record_item(run, item_key="cascade", query="?", result=cascade)
+    by_key = {item.item_key: item for item in store.items(run)}
+    [turns] = by_key["r1"].aggregations
+    assert policy.aggregation is not None and turns.turns == policy.aggregation.turns
+    assert [t.action for t in turns.turns] == ["route", "malformed", "answer"]
+    assert turns.turns[0].expert == "cheap" and turns.turns[0].slot == 0
+    assert turns.turns[1].note == "the turn must start with <think> ... </think>"
+    assert turns.steps == ()
+    [steps] = by_key["cascade"].aggregations
+    assert cascade.aggregation is not None and steps.steps == cascade.aggregation.steps
+    assert steps.turns == ()
+
+
+def upgrade_over_stored_rows(engine: Engine) -> None:
+    """0008 -> head on a database that already holds an aggregation: the old row reads
+    back with an empty trace, and new rows keep theirs."""
+    upgrade(engine, "0008")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, kind, config, status, created_at)"
+                " VALUES ('old', 'eval', '{}', 'complete', CURRENT_TIMESTAMP)"
+            )
+        )
+        item = conn.execute(
+            text(
+                "INSERT INTO items (run_id, item_key, query, answer, created_at)"
+                " VALUES ('old', 'q1', '6 + 6?', '12', CURRENT_TIMESTAMP) RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO aggregations (item_id, aggregator, text, votes, rounds)"
+                " VALUES (:item, 'majority', '12', '{\"12\": 2}', 1)"
+            ),
+            {"item": item},
+        )
+    upgrade(engine)
+    assert current_revision(engine) == "0009"
+    store = Store(engine)
+    [old] = store.items("old")
+    [aggregation] = old.aggregations
+    assert (aggregation.text, aggregation.votes) == ("12", {"12": 2})
+    assert (aggregation.steps, aggregation.turns) == ((), ())
+    store.record_item("old", item_key="q2", query="?", result=cascaded_result())
+    assert len(store.items("old")[1].aggregations[0].steps) == 2
+    downgrade(engine, "0008")
+    assert {c["name"] for c in inspect(engine).get_columns("aggregations")}.isdisjoint(
+        {"steps", "turns"}
+    )
+    downgrade(engine, "base")
+
+
+def test_upgrade_from_0008_on_sqlite(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path))
+    upgrade_over_stored_rows(engine)
+    engine.dispose()
+
+
+async def test_traces_on_sqlite(tmp_path: Path) -> None:
+    store = Store.open(sqlite_url(tmp_path))
+    await exercise_traces(store)
+    store.close()
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -163,9 +259,11 @@ async def test_same_behaviour_on_postgresql(postgres_url: str) -> None:
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, "base")
     assert not TABLES & set(inspect(engine).get_table_names())
+    upgrade_over_stored_rows(engine)
     engine.dispose()
     store = Store.open(postgres_url)
     exercise(store, await voted_result())
+    await exercise_traces(store)
     store.close()
 
 

@@ -30,6 +30,11 @@ PREFIX = "/console"
 RECENT = 200
 
 
+def console_templates() -> Jinja2Templates:
+    """The pages' templates, autoescaped: queries and expert answers are untrusted text."""
+    return Jinja2Templates(directory=_HERE / "templates")
+
+
 class LoginRequired(Exception):
     """A page asked for without a valid key: the browser is sent to the login form."""
 
@@ -48,7 +53,7 @@ def _credentials(request: Request) -> HTTPAuthorizationCredentials | None:
 
 def install(app: FastAPI, ctx: ConsoleContext) -> None:
     """Mount the console at /console on `app`."""
-    templates = Jinja2Templates(directory=_HERE / "templates")
+    templates = console_templates()
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     async def viewer(request: Request) -> str | None:

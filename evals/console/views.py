@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from signoria.agents.pricing import total_cost
+from signoria.orchestrator.result import CascadeStep, PolicyTurn
 from signoria.orchestrator.storage.records import CallRecord, ItemRecord
 
 
@@ -35,6 +36,15 @@ class CallView:
 
 
 @dataclass(frozen=True)
+class TurnView:
+    """A routing policy's turn, and the position of the call that answered its route (so
+    the page can point from the question asked to the call's row)."""
+
+    turn: PolicyTurn
+    call: int | None = None
+
+
+@dataclass(frozen=True)
 class RequestView:
     item: ItemRecord
     key: str
@@ -42,13 +52,19 @@ class RequestView:
     routing: dict[str, Any] | None
     aggregation: dict[str, Any] | None
     flagged_experts: list[str] = field(default_factory=list)
+    # The aggregator's own trace: a cascade's decision per stage, a policy's turns.
+    steps: list[CascadeStep] = field(default_factory=list)
+    turns: list[TurnView] = field(default_factory=list)
 
 
 def request_view(item: ItemRecord, names: Mapping[str, str]) -> RequestView:
     """One request's trace: the router's decision and scores, every call with how the
-    aggregator used it, the votes and what it flagged, the final answer."""
+    aggregator used it, the votes and what it flagged, a cascade's steps or a routing
+    policy's turns, the final answer."""
     outcomes: dict[int, tuple[int, str]] = {}  # call position -> (slot, outcome)
     aggregation = None
+    steps: list[CascadeStep] = []
+    turns: list[TurnView] = []
     if item.aggregations:
         record = item.aggregations[0]
         outcomes = {
@@ -57,6 +73,11 @@ def request_view(item: ItemRecord, names: Mapping[str, str]) -> RequestView:
             if i.call_position is not None
         }
         aggregation = record.model_dump()
+        steps = list(record.steps)
+        call_of_slot = {i.position: i.call_position for i in record.inputs}
+        turns = [
+            TurnView(t, None if t.slot is None else call_of_slot.get(t.slot)) for t in record.turns
+        ]
     calls = [
         CallView(i, c, *outcomes[i]) if i in outcomes else CallView(i, c)
         for i, c in enumerate(item.calls)
@@ -70,6 +91,8 @@ def request_view(item: ItemRecord, names: Mapping[str, str]) -> RequestView:
         routing=routing,
         aggregation=aggregation,
         flagged_experts=flagged,
+        steps=steps,
+        turns=turns,
     )
 
 

@@ -11,14 +11,19 @@ As in the paper's reward (Zhang et al. 2025, and its reference code's `compute_s
 So for a right answer the reward is 1 - w * (1 - c): "outcome minus λ times cost". The
 cost is made a reward as the reference code does: the square root of the episode's USD
 cost, placed between the 5th and 95th percentiles of the last 1000 episodes' (a scale that
-follows the pool's prices without being told them). For evaluation the scale is frozen
-at what training ended with, so two policies are scored on the same scale.
+follows the pool's prices without being told them). One change for short runs: the window
+starts filled with what one call of each expert cost on the training questions, so the
+first steps already know cheap from dear (the reference code starts empty, and a run of a
+few hundred episodes would spend most of itself filling it). Evaluation scores every
+policy on one frozen scale, that of the training questions' calls, so that no policy's
+own spending moves the scale it is scored on.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,3 +89,13 @@ class CostScale:
 
     def freeze(self) -> CostScale:
         return CostScale(self.window, self.low_quantile, self.high_quantile, self.bounds())
+
+    @classmethod
+    def seeded(cls, costs: Sequence[float | None]) -> CostScale:
+        """A scale whose window starts with these costs (evenly thinned to fit it)."""
+        scale = cls()
+        known = [c for c in costs if c is not None and not math.isnan(c)]
+        step = max(1, math.ceil(len(known) / scale.window))
+        for cost in known[::step]:
+            scale._seen.append(math.sqrt(max(cost, 0.0)))
+        return scale

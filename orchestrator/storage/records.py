@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from signoria.orchestrator.result import CascadeStep, PolicyTurn
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
@@ -57,6 +59,10 @@ class AggregationRecord(_Record):
     rounds: int
     error: str | None
     inputs: tuple[AggregationInputRecord, ...]
+    # The aggregator's own trace, typed as the live result has it (empty for aggregators
+    # that keep none, and for aggregations stored before it was kept).
+    steps: tuple[CascadeStep, ...] = ()
+    turns: tuple[PolicyTurn, ...] = ()
 
 
 class ScoreRecord(_Record):

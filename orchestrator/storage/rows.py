@@ -127,6 +127,8 @@ def _attach_trace(item: Item, result: AskResult) -> None:
             votes=dict(a.votes),
             rounds=a.rounds,
             error=a.error,
+            steps=[step.model_dump(mode="json") for step in a.steps],
+            turns=[turn.model_dump(mode="json") for turn in a.turns],
         )
         # The answer of slot i is the last call made for it (after retries or a fallback).
         answer_of_slot = {

@@ -125,6 +125,10 @@ class AggregationRecord(Base):
     votes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rounds: Mapped[int] = mapped_column(default=1)
     error: Mapped[str | None] = mapped_column(Text)
+    # The aggregator's own trace, as `Aggregate` holds it: an answer-aware cascade's
+    # decision after each stage, a routing policy's turns (Router-R1).
+    steps: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    turns: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
     inputs: Mapped[list[AggregationInput]] = relationship(cascade="all, delete-orphan")
 

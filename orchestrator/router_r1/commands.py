@@ -1,0 +1,57 @@
+"""`signoria route train --router router-r1`: the command's checks, then `train_policy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from signoria.errors import UsageError
+from signoria.orchestrator.config import home
+from signoria.orchestrator.router_r1.settings import TrainSettings
+from signoria.routers.data import load_models, load_table
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def train_command(
+    *,
+    train: Path,
+    models: Path,
+    out_dir: Path,
+    seed: int,
+    limit: int | None,
+    options: dict[str, Any],
+    trade_off_given: bool,
+    quiet: bool,
+) -> None:
+    if trade_off_given:
+        raise UsageError(
+            "router-r1 trades quality against cost in its reward: give "
+            "--option cost_weight=W (0..1) instead of --scenario/--alpha/--beta"
+        )
+    settings = TrainSettings.parse(options)
+    from signoria.orchestrator.router_r1.training import check_installed, train_policy
+
+    check_installed(settings)  # a missing extra fails here, before the table loads
+    cards = load_models(models)
+    table = load_table(train, cards, limit=limit)
+    if not quiet:
+        err.print(
+            f"training router-r1 from {settings.policy} on {len(table)} rows: "
+            f"{settings.warmup_steps} warm-up and {settings.steps} GRPO steps",
+            markup=False,
+        )
+    manifest = train_policy(
+        table,
+        cards,
+        settings,
+        out_dir,
+        seed=seed,
+        cache_dir=home() / "models",
+        source={"train": str(train), "models": str(models)},
+    )
+    if not quiet:
+        err.print(f"trained in {manifest.seconds:.0f}s; serve it with {out_dir / 'pipeline.yaml'}")
+    print(str(out_dir))

@@ -1,0 +1,67 @@
+"""The settings of a Router-R1 training run, given as `--option KEY=VALUE` and validated.
+
+Defaults are the small CPU run of this project (SmolLM2-135M, a few dozen GRPO steps);
+`docs/routers.md` gives the paper's full-scale values for a GPU (Qwen2.5-3B-Instruct,
+batch 64, learning rate 1e-6, ...), which the same command takes as options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from signoria.errors import UsageError
+
+
+class TrainSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: str = Field(
+        default="smollm2-135m",
+        description="embedded model name, a .gguf path, or a transformers checkpoint",
+    )
+    experts: tuple[str, ...] | None = Field(
+        default=None, description="models of the table the policy may ask; default: all"
+    )
+    cost_weight: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="the paper's cost coefficient (lambda)"
+    )
+    max_rounds: int = Field(default=2, ge=1, le=8, description="expert calls per episode")
+    steps: int = Field(
+        default=40, ge=0, description="GRPO optimiser steps; 0: the warm-up alone (a baseline)"
+    )
+    prompts_per_step: int = Field(default=4, ge=1, description="questions per GRPO step")
+    generations: int = Field(default=4, ge=2, description="episodes per question (the group)")
+    learning_rate: float = Field(default=5e-6, gt=0.0)
+    temperature: float = Field(default=1.0, gt=0.0, le=2.0, description="of the rollouts")
+    kl: float = Field(default=0.0, ge=0.0, description="KL penalty to the starting policy")
+    max_turn_tokens: int = Field(default=160, ge=16, description="tokens of one policy turn")
+    information_limit: int = Field(
+        default=400, ge=50, description="characters of a reply the policy reads"
+    )
+    warmup_steps: int = Field(
+        default=0, ge=0, description="format warm-up (SFT) steps, a question each; 0: none"
+    )
+    warmup_learning_rate: float = Field(default=5e-5, gt=0.0)
+    lora_rank: int | None = Field(default=None, ge=1, description="train a LoRA adapter")
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads")
+    export: bool = Field(default=True, description="also write policy.gguf (from a GGUF)")
+
+    @model_validator(mode="after")
+    def _one_expert_at_least(self) -> TrainSettings:
+        if self.experts is not None and not self.experts:
+            raise ValueError("experts: give at least one")
+        return self
+
+    @classmethod
+    def parse(cls, options: dict[str, Any]) -> TrainSettings:
+        """From `--option` pairs; an error names the bad option."""
+        if isinstance(options.get("experts"), str):
+            options = {**options, "experts": [e for e in options["experts"].split(",") if e]}
+        try:
+            return cls.model_validate(options)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"]) or "option"
+            raise UsageError(f"--option {where}: {error['msg']}") from None
