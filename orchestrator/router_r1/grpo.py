@@ -11,7 +11,6 @@ by TRL and kept in the artifact's training log.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from signoria.orchestrator.router_r1.policy_model import has_gpu
 from signoria.orchestrator.router_r1.reward import CostScale, reward
 from signoria.orchestrator.router_r1.rollout import generate, outcomes
 from signoria.orchestrator.router_r1.settings import TrainSettings
+from signoria.orchestrator.router_r1.steplog import step_log
 from signoria.orchestrator.router_r1.task import RoutingTask
 from signoria.routers.data import Row
 
@@ -79,7 +79,6 @@ def train_grpo(
 ) -> Any:
     """Run GRPO; returns the trained model."""
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     by_question = {row.query: row for row in task.rows}
@@ -108,14 +107,6 @@ def train_grpo(
             "routes": [o.routes for o in results],
         }
 
-    class StepLog(TrainerCallback):
-        """Each logged step, as it comes, one JSON line: a killed run keeps its curve."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
-            if logs:
-                with log_path.open("a") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
     config = GRPOConfig(
         output_dir=str(work_dir),
         per_device_train_batch_size=settings.prompts_per_step * settings.generations,
@@ -142,7 +133,7 @@ def train_grpo(
         processing_class=tokenizer,
         rollout_func=rollout,
         peft_config=_lora(settings),
-        callbacks=[StepLog()],
+        callbacks=[step_log(log_path, "grpo")],
     )
     trainer.train()
     return trainer.model

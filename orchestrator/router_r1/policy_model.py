@@ -1,5 +1,6 @@
-"""The policy as a trainable transformers model: from an embedded GGUF, a GGUF file, or a
-transformers checkpoint (a directory, or a hub id where weights can be fetched).
+"""The policy as a trainable transformers model: from an embedded GGUF, a GGUF file, a
+Router-R1 artifact (to train on from where it stopped), or a transformers checkpoint (a
+directory, or a hub id where weights can be fetched).
 
 The embedded GGUF models load dequantised (`from_pretrained(..., gguf_file=...)`), so a
 policy starts from SmolLM2-135M or Qwen2.5-Coder-0.5B with nothing downloaded; a GPU
@@ -27,9 +28,13 @@ class Policy:
 
 
 def gguf_of(source: str, cache_dir: Path) -> Path | None:
-    """The GGUF file a source names: an embedded model's, a .gguf path, or none."""
+    """The GGUF file a source names: an embedded model's, a .gguf path, an artifact's
+    exported GGUF (its metadata is what a new export copies), or none."""
     if source in EMBEDDED:
         return locate(EMBEDDED[source], cache_dir)
+    if is_artifact(source):
+        exported = Path(source) / "policy.gguf"
+        return exported if exported.is_file() else None
     if source.endswith(".gguf"):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -43,14 +48,19 @@ def load_policy(source: str, cache_dir: Path, *, dtype: str = "float32") -> Poli
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = gguf_of(source, cache_dir)
-    where, extra = (str(gguf.parent), {"gguf_file": gguf.name}) if gguf else (source, {})
+    if is_artifact(source):  # its trained weights, in full precision
+        where, extra = str(Path(source) / "policy"), {}
+    elif gguf is not None:
+        where, extra = str(gguf.parent), {"gguf_file": gguf.name}
+    else:
+        where, extra = source, {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **extra)
         precision = getattr(torch, dtype)
         model: Any = AutoModelForCausalLM.from_pretrained(where, dtype=precision, **extra)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load policy {source!r}: {str(exc).splitlines()[0]}") from None
-    if gguf is not None:
+    if extra:
         # The GGUF loader dequantises every tensor into ordinary float weights but keeps
         # its quantizer's marks, which make the Trainer refuse them as "quantized".
         model.hf_quantizer = None
@@ -69,3 +79,8 @@ def has_gpu() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def is_artifact(source: str) -> bool:
+    """Whether a source is a Router-R1 artifact directory (a policy trained before)."""
+    return (Path(source) / "manifest.json").is_file() and (Path(source) / "policy").is_dir()

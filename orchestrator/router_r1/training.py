@@ -28,7 +28,7 @@ NEEDS = ("torch", "transformers", "trl", "datasets", "accelerate")
 
 def check_installed(settings: TrainSettings) -> None:
     """Fail before any loading when the `rl` extra is missing (one line naming it)."""
-    from_gguf = settings.policy in EMBEDDED or settings.policy.endswith(".gguf")
+    from_gguf = settings.export or settings.policy in EMBEDDED or settings.policy.endswith(".gguf")
     needed = [*NEEDS, *(("gguf",) if from_gguf else ())]
     if settings.lora_rank is not None:
         needed.append("peft")
@@ -88,7 +88,9 @@ def train_policy(
     model = policy.model
     work = out / ".work"
     if settings.warmup_steps:
-        model = warm_up(model, policy.tokenizer, task, settings, seed=seed, work_dir=work)
+        model = warm_up(
+            model, policy.tokenizer, task, settings, seed=seed, work_dir=work, log_path=log
+        )
     if settings.steps:
         model = train_grpo(
             model, policy.tokenizer, task, settings, seed=seed, work_dir=work, log_path=log

@@ -17,6 +17,7 @@ from typing import Any
 
 from signoria.orchestrator.router_r1.policy_model import has_gpu
 from signoria.orchestrator.router_r1.settings import TrainSettings
+from signoria.orchestrator.router_r1.steplog import step_log
 from signoria.orchestrator.router_r1.task import RoutingTask
 
 
@@ -42,6 +43,7 @@ def warm_up(
     *,
     seed: int,
     work_dir: Path,
+    log_path: Path,
 ) -> Any:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -66,6 +68,7 @@ def warm_up(
         args=config,
         train_dataset=Dataset.from_list(pairs),
         processing_class=tokenizer,
+        callbacks=[step_log(log_path, "warmup")],
     )
     trainer.train()
     return trainer.model
