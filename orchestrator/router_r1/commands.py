@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from signoria.errors import UsageError
 from signoria.orchestrator.config import home
 from signoria.orchestrator.router_r1.settings import TrainSettings
+from signoria.orchestrator.router_r1.task import RoutingTask
 from signoria.routers.data import load_models, load_table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,20 +34,41 @@ def train_command(
             "--option cost_weight=W (0..1) instead of --scenario/--alpha/--beta"
         )
     settings = TrainSettings.parse(options)
-    from signoria.orchestrator.router_r1.training import check_installed, train_policy
+    from signoria.orchestrator.router_r1.training import check_installed, routing_task
 
     check_installed(settings)  # a missing extra fails here, before the table loads
     cards = load_models(models)
     table = load_table(train, cards, limit=limit)
+    with ExitStack() as stack:
+        live = None
+        if settings.live_config is not None:
+            from signoria.orchestrator.router_r1.live import live_experts
+
+            live, close = live_experts(settings.live_config, settings.experts or table.models)
+            stack.callback(close)
+        task = routing_task(table, cards, settings, live)
+        _train(task, settings, train, models, out_dir, seed, quiet)
+
+
+def _train(
+    task: RoutingTask,
+    settings: TrainSettings,
+    train: Path,
+    models: Path,
+    out_dir: Path,
+    seed: int,
+    quiet: bool,
+) -> None:
+    from signoria.orchestrator.router_r1.training import train_policy
+
     if not quiet:
         err.print(
-            f"training router-r1 from {settings.policy} on {len(table)} rows: "
+            f"training router-r1 from {settings.policy} on {len(task.rows)} rows: "
             f"{settings.warmup_steps} warm-up and {settings.steps} GRPO steps",
             markup=False,
         )
     manifest = train_policy(
-        table,
-        cards,
+        task,
         settings,
         out_dir,
         seed=seed,

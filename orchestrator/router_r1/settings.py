@@ -7,9 +7,10 @@ batch 64, learning rate 1e-6, ...), which the same command takes as options.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoria.errors import UsageError
 
@@ -44,15 +45,20 @@ class TrainSettings(BaseModel):
         default=0, ge=0, description="format warm-up (SFT) steps, a question each; 0: none"
     )
     warmup_learning_rate: float = Field(default=5e-5, gt=0.0)
+    live_config: Path | None = Field(
+        default=None,
+        description="a config whose experts answer sub-questions the table did not record",
+    )
     lora_rank: int | None = Field(default=None, ge=1, description="train a LoRA adapter")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads")
     export: bool = Field(default=True, description="also write policy.gguf (from a GGUF)")
 
-    @model_validator(mode="after")
-    def _one_expert_at_least(self) -> TrainSettings:
-        if self.experts is not None and not self.experts:
-            raise ValueError("experts: give at least one")
-        return self
+    @field_validator("experts")
+    @classmethod
+    def _one_expert_at_least(cls, experts: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if experts is not None and not experts:
+            raise ValueError("give at least one")
+        return experts
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> TrainSettings:

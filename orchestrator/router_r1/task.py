@@ -1,16 +1,18 @@
 """The training task: questions of a routing-outcome table, answered from its recordings.
 
-A policy in training asks experts as it would in service, but the answers come from the
-table's recorded responses (replay): the route of a question that is the row's own
-question, written anew or as asked (at least `QUESTION_COVERAGE` of its words), gets that
-expert's recorded response and its recorded cost; any other question gets no answer, as
-a replay cannot know what the expert would have said. The episode is then scored by the
-paper's reward against the row's reference.
+A policy in training asks experts as it would in service. The route of a question that is
+the row's own question, written anew or as asked (at least `QUESTION_COVERAGE` of its
+words), gets that expert's recorded response and its recorded cost (replay). Any other
+question (a sub-question of the policy's) goes to the live expert when the task has live
+experts (`LiveExperts`: a Signoria config's pool, called through the same call runner as
+in service), and otherwise gets no answer, as a replay cannot know what the expert would
+have said. The episode is then scored by the paper's reward against the row's reference.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from signoria.agents.backends.replay import QUESTION_COVERAGE, coverage
@@ -33,6 +35,10 @@ class Reply:
     error: str | None = None
 
 
+# Asks a live expert a question: (expert, question) -> its reply.
+LiveExperts = Callable[[str, str], Reply]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What an episode earned: the terms of the reward."""
@@ -52,6 +58,7 @@ class RoutingTask:
     descriptors: tuple[ExpertDescriptor, ...]
     max_rounds: int
     information_limit: int
+    live: LiveExperts | None = None
 
     @classmethod
     def of(
@@ -62,6 +69,7 @@ class RoutingTask:
         *,
         max_rounds: int,
         information_limit: int,
+        live: LiveExperts | None = None,
     ) -> RoutingTask:
         missing = [e for e in experts if e not in table.models]
         if missing:
@@ -72,7 +80,7 @@ class RoutingTask:
         rows = tuple(r for r in table.rows if r.reference is not None)
         if not rows:
             raise RoutingDataError("no row has a reference answer to score the policy against")
-        return cls(rows, experts, descriptors, max_rounds, information_limit)
+        return cls(rows, experts, descriptors, max_rounds, information_limit, live)
 
     @property
     def system(self) -> str:
@@ -92,8 +100,10 @@ class RoutingTask:
         return [self.rows[i].outcomes[e].cost for i in range(len(self.rows)) for e in self.experts]
 
     def reply(self, row: Row, route: Route) -> Reply:
-        """The recorded answer to a route, or why there is none."""
+        """The recorded answer to a route, a live expert's, or why there is none."""
         if coverage(route.query, row.query) < QUESTION_COVERAGE:
+            if self.live is not None:
+                return self.live(route.expert, route.query)
             return Reply(None, 0.0, NOT_RECORDED)
         recorded = row.outcomes[route.expert]
         if recorded.response is None:

@@ -20,7 +20,7 @@ from signoria.orchestrator.router_r1 import artifact
 from signoria.orchestrator.router_r1.descriptors import measure, save_descriptors
 from signoria.orchestrator.router_r1.reward import CostScale
 from signoria.orchestrator.router_r1.settings import TrainSettings
-from signoria.orchestrator.router_r1.task import RoutingTask
+from signoria.orchestrator.router_r1.task import LiveExperts, RoutingTask
 from signoria.routers.data import RoutingDataError, RoutingTable
 
 NEEDS = ("torch", "transformers", "trl", "datasets", "accelerate")
@@ -41,7 +41,10 @@ def check_installed(settings: TrainSettings) -> None:
 
 
 def routing_task(
-    table: RoutingTable, cards: dict[str, ModelCard], settings: TrainSettings
+    table: RoutingTable,
+    cards: dict[str, ModelCard],
+    settings: TrainSettings,
+    live: LiveExperts | None = None,
 ) -> RoutingTask:
     experts = settings.experts or table.models
     unknown = [e for e in experts if e not in table.models]
@@ -55,12 +58,12 @@ def routing_task(
         measure(table, experts, cards),
         max_rounds=settings.max_rounds,
         information_limit=settings.information_limit,
+        live=live,
     )
 
 
 def train_policy(
-    table: RoutingTable,
-    cards: dict[str, ModelCard],
+    task: RoutingTask,
     settings: TrainSettings,
     out: Path,
     *,
@@ -76,7 +79,6 @@ def train_policy(
     from signoria.orchestrator.router_r1.warmup import warm_up
 
     check_installed(settings)
-    task = routing_task(table, cards, settings)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     out.mkdir(parents=True, exist_ok=True)
