@@ -210,6 +210,7 @@ def _serve(artifact: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_a_tiny_grpo_run_writes_an_artifact_the_pipeline_serves(tmp_path: Path) -> None:
     art = tmp_path / "art"
     done = cli(
@@ -279,3 +280,30 @@ def test_a_sub_question_goes_to_the_live_expert_when_there_is_one(tmp_path: Path
         close()
     with pytest.raises(UsageError, match="no model gpt-9 in its models"):
         live_experts(config, ["gpt-9"])
+
+
+def test_descriptors_take_each_experts_latency_from_recorded_calls(tmp_path: Path) -> None:
+    from signoria.orchestrator.result import AskResult, ExpertCall
+    from signoria.orchestrator.storage import Store
+
+    db = f"sqlite:///{tmp_path / 'calls.db'}"
+    store = Store.open(db)
+    run = store.create_run(kind="serve")
+    for i, seconds in enumerate((1.0, 2.0, 9.0)):
+        calls = (
+            ExpertCall(expert=EXPERTS[1], latency_s=seconds, text="B"),
+            ExpertCall(expert=EXPERTS[1], latency_s=99.0, error="timeout"),  # not counted
+            ExpertCall(expert=EXPERTS[1], role="aggregator", latency_s=50.0, text="x"),
+        )
+        result = AskResult(answer="B", pipeline="p", calls=calls, cost=None, latency_s=1.0)
+        store.record_item(run, item_key=f"r{i}", query="q", result=result)
+    store.close()
+    settings = TrainSettings.parse({"latency_db": db})
+    from signoria.orchestrator.router_r1.training import routing_task
+
+    rows = table()
+    described = {d.name: d for d in routing_task(rows, rows.info, settings).descriptors}
+    assert described[EXPERTS[1]].latency_s == 2.0  # the median of 1, 2 and 9
+    assert described[EXPERTS[0]].latency_s is None  # never recorded: left out
+    assert "Answers in about 2.0 s." in described[EXPERTS[1]].line()
+    assert "Answers in" not in described[EXPERTS[0]].line()

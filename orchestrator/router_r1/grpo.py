@@ -124,6 +124,8 @@ def train_grpo(
         remove_unused_columns=False,
         disable_tqdm=True,
         use_cpu=not has_gpu(),
+        bf16=settings.dtype == "bfloat16",
+        fp16=settings.dtype == "float16",
     )
     trainer = GRPOTrainer(
         model=policy,

@@ -8,7 +8,7 @@ batch 64, learning rate 1e-6, ...), which the same command takes as options.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,6 +48,13 @@ class TrainSettings(BaseModel):
     live_config: Path | None = Field(
         default=None,
         description="a config whose experts answer sub-questions the table did not record",
+    )
+    latency_db: str | None = Field(
+        default=None,
+        description="a Signoria database whose recorded calls give each expert's latency",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32", description="of the policy's weights (bfloat16 on a GPU)"
     )
     lora_rank: int | None = Field(default=None, ge=1, description="train a LoRA adapter")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads")

@@ -46,7 +46,7 @@ def routing_task(
     settings: TrainSettings,
     live: LiveExperts | None = None,
 ) -> RoutingTask:
-    experts = settings.experts or table.models
+    experts = tuple(settings.experts or table.models)
     unknown = [e for e in experts if e not in table.models]
     if unknown:
         raise RoutingDataError(
@@ -54,12 +54,25 @@ def routing_task(
         )
     return RoutingTask.of(
         table,
-        tuple(experts),
-        measure(table, experts, cards),
+        experts,
+        measure(table, experts, cards, _latencies(settings.latency_db, experts)),
         max_rounds=settings.max_rounds,
         information_limit=settings.information_limit,
         live=live,
     )
+
+
+def _latencies(db: str | None, experts: tuple[str, ...]) -> dict[str, list[float]]:
+    if db is None:
+        return {}
+    from signoria.orchestrator.storage import Store
+    from signoria.orchestrator.storage.browse import call_latencies
+
+    store = Store.open(db, migrate=False)
+    try:
+        return call_latencies(store, list(experts))
+    finally:
+        store.close()
 
 
 def train_policy(
@@ -86,7 +99,7 @@ def train_policy(
     log.unlink(missing_ok=True)
     started = time.perf_counter()
     set_seed(seed)
-    policy = load_policy(settings.policy, cache_dir)
+    policy = load_policy(settings.policy, cache_dir, dtype=settings.dtype)
     model = policy.model
     work = out / ".work"
     if settings.warmup_steps:

@@ -62,6 +62,8 @@ def warm_up(
         disable_tqdm=True,
         completion_only_loss=True,
         use_cpu=not has_gpu(),
+        bf16=settings.dtype == "bfloat16",
+        fp16=settings.dtype == "float16",
     )
     trainer = SFTTrainer(
         model=policy,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from signoria.orchestrator.storage.records import ItemRecord
 from signoria.orchestrator.storage.rows import with_trace
-from signoria.orchestrator.storage.schema import ApiKey, Item, Run
+from signoria.orchestrator.storage.schema import ApiKey, Item, ModelCall, Run
 from signoria.orchestrator.storage.store import Store
 
 
@@ -57,3 +57,24 @@ def key_names(store: Store) -> dict[str, str]:
     """Key fingerprint -> the key's name, for the keys the database knows."""
     with store.session() as s:
         return {row.fingerprint: row.name for row in s.scalars(select(ApiKey))}
+
+
+def call_latencies(
+    store: Store, experts: list[str], *, limit: int = 1000
+) -> dict[str, list[float]]:
+    """The latest successful calls' seconds per expert (any run): how fast each answers
+    here, for descriptors a routing policy reads."""
+    found: dict[str, list[float]] = {}
+    with store.session() as s:
+        for expert in experts:
+            query = (
+                select(ModelCall.latency_s)
+                .where(ModelCall.expert == expert, ModelCall.error.is_(None))
+                .where(ModelCall.role != "aggregator")
+                .order_by(ModelCall.id.desc())
+                .limit(limit)
+            )
+            seconds = [float(v) for v in s.scalars(query)]
+            if seconds:
+                found[expert] = seconds
+    return found
