@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from signoria.orchestrator.router_r1.policy_model import has_gpu
 from signoria.orchestrator.router_r1.reward import CostScale, reward
 from signoria.orchestrator.router_r1.rollout import generate, outcomes
 from signoria.orchestrator.router_r1.settings import TrainSettings
@@ -108,7 +107,7 @@ def train_grpo(
         }
 
     config = GRPOConfig(
-        output_dir=str(work_dir),
+        **settings.trainer_args(work_dir, seed),
         per_device_train_batch_size=settings.prompts_per_step * settings.generations,
         num_generations=settings.generations,
         gradient_accumulation_steps=1,
@@ -117,15 +116,7 @@ def train_grpo(
         beta=settings.kl,
         temperature=settings.temperature,
         max_completion_length=settings.max_turn_tokens * (settings.max_rounds + 1) * 4,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
         remove_unused_columns=False,
-        disable_tqdm=True,
-        use_cpu=not has_gpu(),
-        bf16=settings.dtype == "bfloat16",
-        fp16=settings.dtype == "float16",
     )
     trainer = GRPOTrainer(
         model=policy,

@@ -67,6 +67,23 @@ class TrainSettings(BaseModel):
             raise ValueError("give at least one")
         return experts
 
+    def trainer_args(self, work_dir: Path, seed: int) -> dict[str, Any]:
+        """The arguments both trainers (the warm-up's SFT, GRPO) take alike: a log line a
+        step, no checkpoints or trackers, the device there is, the weights' precision."""
+        from signoria.orchestrator.router_r1.policy_model import has_gpu
+
+        return {
+            "output_dir": str(work_dir),
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "report_to": "none",
+            "seed": seed,
+            "disable_tqdm": True,
+            "use_cpu": not has_gpu(),
+            "bf16": self.dtype == "bfloat16",
+            "fp16": self.dtype == "float16",
+        }
+
     @classmethod
     def parse(cls, options: dict[str, Any]) -> TrainSettings:
         """From `--option` pairs; an error names the bad option."""

@@ -15,7 +15,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from signoria.orchestrator.router_r1.policy_model import has_gpu
 from signoria.orchestrator.router_r1.settings import TrainSettings
 from signoria.orchestrator.router_r1.steplog import step_log
 from signoria.orchestrator.router_r1.task import RoutingTask
@@ -51,19 +50,11 @@ def warm_up(
     batch = 2 * len(task.experts)  # one question's turns, every expert asked
     pairs = demonstrations(task, settings.warmup_steps, seed)
     config = SFTConfig(
-        output_dir=str(work_dir),
+        **settings.trainer_args(work_dir, seed),
         per_device_train_batch_size=batch,
         max_steps=settings.warmup_steps,
         learning_rate=settings.warmup_learning_rate,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
-        disable_tqdm=True,
         completion_only_loss=True,
-        use_cpu=not has_gpu(),
-        bf16=settings.dtype == "bfloat16",
-        fp16=settings.dtype == "float16",
     )
     trainer = SFTTrainer(
         model=policy,
