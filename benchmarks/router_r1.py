@@ -8,8 +8,10 @@ as GPT-4 at a tenth of its cost.
 
 Protocol (`--seed s`): the test rows are carved first (a hash of the row id and s,
 `--test-n` rows), written to the work dir and read only by `eval`; `--validation` sets
-them aside unread and evaluates on rows carved from the training side instead (how the
-harness itself was checked). The policy is trained
+them aside unread and evaluates on rows carved from the training side instead. The run
+of record trains once, in the validation run (whose training rows exclude both carves),
+looks at the validation figures, and then evaluates those same policies once on the
+test rows (`--trained-in` that run's work dir). The policy is trained
 by the product's own command on the other rows: a format warm-up (`warm`, which is also
 the baseline GRPO must beat), then GRPO from it (`trained`). Every policy is then run on
 the test rows through the product path: `signoria eval run` of a `router-r1` pipeline
@@ -18,7 +20,8 @@ answers. The untrained policy (the embedded SmolLM2-135M as it ships), best-sing
 random routing are scored on the same rows. Nothing is chosen on the test rows: the
 settings below are fixed in advance.
 
-    python -m benchmarks.router_r1 --workdir /tmp/router-r1 --seed 0 build train eval report
+    python -m benchmarks.router_r1 build train eval report --validation --test-n 100
+    python -m benchmarks.router_r1 build eval report --trained-in /tmp/router-r1/validation0
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def train(work: Path, seed: int, steps: int, warmup: int) -> None:
         run(*common, "--out", str(trained), *options({"steps": steps, "policy": str(warm)}))
 
 
-def eval_config(work: Path) -> dict[str, Any]:
+def eval_config(work: Path, trained_in: Path) -> dict[str, Any]:
     cards = json.loads((work / "models.json").read_text())
     models: dict[str, Any] = {
         name: {
@@ -119,10 +122,10 @@ def eval_config(work: Path) -> dict[str, Any]:
     }
     policies = {
         "untrained": {"embedded": "smollm2-135m"},
-        "warm": {"path": str(work / "warm" / "policy.gguf")},
-        "trained": {"path": str(work / "trained" / "policy.gguf")},
+        "warm": {"path": str(trained_in / "warm" / "policy.gguf")},
+        "trained": {"path": str(trained_in / "trained" / "policy.gguf")},
     }
-    manifest = json.loads((work / "trained" / "manifest.json").read_text())
+    manifest = json.loads((trained_in / "trained" / "manifest.json").read_text())
     pipelines: dict[str, Any] = {}
     for name, source in policies.items():
         models[f"policy-{name}"] = {
@@ -141,7 +144,7 @@ def eval_config(work: Path) -> dict[str, Any]:
                 "max_rounds": manifest["max_rounds"],
                 "information_limit": manifest["information_limit"],
                 "policy_max_tokens": SETTINGS["max_turn_tokens"],
-                "descriptors": str(work / "trained" / "descriptors.json"),
+                "descriptors": str(trained_in / "trained" / "descriptors.json"),
             },
             "limits": {"max_tokens": 64, "deadline_s": 600, "expert_timeout_s": 300},
         }
@@ -153,9 +156,9 @@ def eval_config(work: Path) -> dict[str, Any]:
     }
 
 
-def evaluate(work: Path) -> None:
+def evaluate(work: Path, trained_in: Path) -> None:
     config = work / "eval.yaml"
-    config.write_text(yaml.safe_dump(eval_config(work), sort_keys=False))
+    config.write_text(yaml.safe_dump(eval_config(work, trained_in), sort_keys=False))
     db = f"sqlite:///{work / 'eval.db'}"
     for policy in ("untrained", "warm", "trained"):
         run(
@@ -177,6 +180,11 @@ def main() -> None:
         "--validation", action="store_true", help="evaluate on a validation carve of the train side"
     )
     parser.add_argument("--out", type=Path, help="the report's JSON")
+    parser.add_argument(
+        "--trained-in",
+        type=Path,
+        help="evaluate the policies trained in this work dir (default: this run's own)",
+    )
     args = parser.parse_args()
     work = args.workdir / f"{'validation' if args.validation else 'seed'}{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -185,10 +193,12 @@ def main() -> None:
         build(work, args.seed, args.test_n, args.validation)
     if "train" in args.phases:
         train(work, args.seed, args.steps, args.warmup)
+    trained_in = args.trained_in or work
     if "eval" in args.phases:
-        evaluate(work)
+        evaluate(work, trained_in)
     if "report" in args.phases:
-        result = report(work, EXPERTS, seed=args.seed)
+        result = report(work, trained_in, EXPERTS, seed=args.seed)
+        result["trained_in"] = str(trained_in)
         result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version()}
         if args.out:
             args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -48,16 +48,16 @@ def _test_rows(work: Path) -> dict[str, dict[str, Any]]:
     return {str(row["id"]): row for _, row in read_jsonl(work / "test.jsonl")}
 
 
-def _best_single(work: Path, experts: tuple[str, ...]) -> str:
+def _best_single(trained_on: Path, experts: tuple[str, ...]) -> str:
     scores = dict.fromkeys(experts, 0.0)
-    for _, row in read_jsonl(work / "train.jsonl"):
+    for _, row in read_jsonl(trained_on):
         for name in experts:
             scores[name] += float(row["outcomes"][name]["score"])
     return max(experts, key=lambda name: scores[name])
 
 
-def report(work: Path, experts: tuple[str, ...], *, seed: int) -> dict[str, Any]:
-    manifest = json.loads((work / "trained" / "manifest.json").read_text())
+def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int) -> dict[str, Any]:
+    manifest = json.loads((trained_in / "trained" / "manifest.json").read_text())
     low, high = manifest["cost_scale"]
     scale = CostScale(frozen=(float(low), float(high)))
     weight = float(manifest["cost_weight"])
@@ -101,7 +101,7 @@ def report(work: Path, experts: tuple[str, ...], *, seed: int) -> dict[str, Any]
         )
         results[f"only:{name}"] = _summary(r, right, cost, rng)
         per_row[f"only:{name}"] = r
-    best = _best_single(work, experts)
+    best = _best_single(Path(manifest["trained_on"]["train"]), experts)
     results["best-single"] = {"expert": best, **results[f"only:{best}"]}
     per_row["best-single"] = per_row[f"only:{best}"]
     random_reward = np.mean([per_row[f"only:{m}"] for m in experts], axis=0)
@@ -122,7 +122,7 @@ def report(work: Path, experts: tuple[str, ...], *, seed: int) -> dict[str, Any]
     }
     log = [
         json.loads(line)
-        for line in (work / "trained" / "train_log.jsonl").read_text().splitlines()
+        for line in (trained_in / "trained" / "train_log.jsonl").read_text().splitlines()
         if line.strip()
     ]
     curve = [
