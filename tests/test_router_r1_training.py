@@ -307,3 +307,36 @@ def test_descriptors_take_each_experts_latency_from_recorded_calls(tmp_path: Pat
     assert described[EXPERTS[0]].latency_s is None  # never recorded: left out
     assert "Answers in about 2.0 s." in described[EXPERTS[1]].line()
     assert "Answers in" not in described[EXPERTS[0]].line()
+
+
+@pytest.mark.parametrize(("gguf", "backend"), [("policy.gguf", "llamacpp"), (None, "openai")])
+def test_the_artifacts_pipeline_snippet_is_a_valid_config_once_merged(
+    tmp_path: Path, gguf: str | None, backend: str
+) -> None:
+    import yaml
+
+    from signoria.orchestrator.router_r1 import artifact
+
+    manifest = artifact.R1Manifest(
+        policy="smollm2-135m", gguf=gguf, experts=EXPERTS[:2], max_rounds=3,
+        information_limit=500, cost_weight=0.2, cost_scale=(0.0, 0.1), settings={}, seed=0,
+        trained_on={}, seconds=1.0,
+    )  # fmt: skip
+    (tmp_path / "descriptors.json").write_text("{}")
+    artifact.write_artifact(tmp_path, manifest, tmp_path / "descriptors.json")
+    assert artifact.read_manifest(tmp_path) == manifest
+    snippet = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+    experts = {name: {"backend": "scripted"} for name in EXPERTS[:2]}
+    config = parse_config(
+        {"default_pipeline": "router-r1", **snippet, "models": {**snippet["models"], **experts}}
+    )
+    assert config.models["r1-policy"].card.backend == backend
+    aggregator = config.pipelines["router-r1"].aggregator
+    assert aggregator.name == "router-r1" and aggregator.params.max_rounds == 3  # type: ignore[attr-defined]
+
+
+def test_a_directory_without_a_manifest_is_not_an_artifact(tmp_path: Path) -> None:
+    from signoria.orchestrator.router_r1.artifact import ArtifactError, read_manifest
+
+    with pytest.raises(ArtifactError, match="not a Router-R1 artifact"):
+        read_manifest(tmp_path)

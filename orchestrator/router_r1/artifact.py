@@ -63,11 +63,20 @@ def write_artifact(
     """The manifest and the serving snippet; the weights, GGUF, descriptors and log are
     written into `out` by the training run itself."""
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=1) + "\n")
+    checkpoint = str((out / POLICY_DIR).resolve())
+    if manifest.gguf is not None:
+        served: dict[str, Any] = {
+            "backend": "llamacpp",
+            "source": {"path": str((out / manifest.gguf).resolve())},
+        }
+        how = "The policy runs in-process from its GGUF (the llamacpp backend)."
+    else:  # a transformers checkpoint only: any OpenAI-compatible server runs it
+        served = {"backend": "openai", "base_url": "http://127.0.0.1:8001/v1", "model": checkpoint}
+        how = f"Serve the policy first, e.g. `vllm serve {checkpoint} --port 8001`."
     snippet = {
         "models": {
             policy_name: {
-                "backend": "llamacpp",
-                "source": {"path": str((out / (manifest.gguf or POLICY_GGUF)).resolve())},
+                **served,
                 "context_length": 4096,
                 "input_price": 0.0,
                 "output_price": 0.0,
@@ -90,7 +99,7 @@ def write_artifact(
         },
     }
     (out / PIPELINE).write_text(
-        "# Merge into a config whose models include the experts named below.\n"
+        f"# Merge into a config whose models include the experts named below. {how}\n"
         + yaml.safe_dump(snippet, sort_keys=False)
     )
 
