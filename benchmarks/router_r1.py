@@ -56,7 +56,7 @@ SETTINGS = {
     "max_rounds": 2,
     "prompts_per_step": 4,
     "generations": 4,
-    "learning_rate": 1e-5,
+    "learning_rate": 5e-6,
     "temperature": 1.0,
     "max_turn_tokens": 128,
     "information_limit": 400,

@@ -100,15 +100,20 @@ class RoutingTask:
         return [self.rows[i].outcomes[e].cost for i in range(len(self.rows)) for e in self.experts]
 
     def reply(self, row: Row, route: Route) -> Reply:
-        """The recorded answer to a route, a live expert's, or why there is none."""
+        """The recorded answer to a route, a live expert's, or why there is none.
+
+        A route the replay cannot answer still costs what asking that expert about this
+        question costs (its recorded cost): an expert is paid for every question it is
+        asked. Were it free, a policy would learn to ask garbled questions and guess,
+        which costs nothing in replay and a full call in service."""
+        recorded = row.outcomes[route.expert]
+        cost = None if recorded.cost is None or math.isnan(recorded.cost) else recorded.cost
         if coverage(route.query, row.query) < QUESTION_COVERAGE:
             if self.live is not None:
                 return self.live(route.expert, route.query)
-            return Reply(None, 0.0, NOT_RECORDED)
-        recorded = row.outcomes[route.expert]
+            return Reply(None, cost, NOT_RECORDED)
         if recorded.response is None:
-            return Reply(None, 0.0, "no recorded response")
-        cost = None if recorded.cost is None or math.isnan(recorded.cost) else recorded.cost
+            return Reply(None, cost, "no recorded response")
         return Reply(recorded.response, cost)
 
     def outcome(self, row: Row, episode: Episode, costs: list[float | None]) -> Outcome:
