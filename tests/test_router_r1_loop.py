@@ -193,3 +193,43 @@ async def test_a_failing_first_policy_call_fails_the_request() -> None:
 def test_configs_are_checked_at_the_bad_key(params: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(config([answer("A")], pipeline=params))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "descriptors file not found"),
+        ("{not json", "not valid JSON"),
+        ('{"cheap": {"accuracy": 2}}', r"cheap.accuracy: Input should be less than or equal to 1"),
+        ('{"cheap": 3}', "cheap: must be a mapping"),
+    ],
+)
+def test_a_bad_descriptors_file_is_an_error_at_its_key(
+    tmp_path: Any, content: str | None, message: str
+) -> None:
+    path = tmp_path / "descriptors.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=r"pipelines.r1.aggregator.descriptors: .*" + message):
+        parse_config(config([answer("A")], pipeline={"descriptors": str(path)}))
+
+
+def test_measured_descriptors_are_what_the_policy_reads() -> None:
+    from signoria.agents.types import ModelCard
+    from signoria.orchestrator.router_r1.prompt import (
+        ExpertDescriptor,
+        descriptors_for,
+        system_prompt,
+    )
+
+    cards = {
+        "cheap": ModelCard(name="cheap", description="Cheap.", input_price=1, output_price=2),
+        "dear": ModelCard(name="dear", description="Dear."),
+    }
+    measured = {"cheap": ExpertDescriptor(name="cheap", description="Measured.", accuracy=0.9)}
+    text = system_prompt(descriptors_for(["cheap", "dear"], cards, measured), max_rounds=3)
+    assert "- cheap: Measured. Price unknown. Right on 90% of example questions." in text
+    assert "- dear: Dear. Price unknown." in text  # no price is never a made-up $0
+    assert "at most 3 times" in text
+    card_only = system_prompt(descriptors_for(["cheap"], cards), max_rounds=1)
+    assert "- cheap: Cheap. Price $1 in / $2 out per 1M tokens." in card_only

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from signoria.agents.types import Completion, GenerationParams, Message
+from signoria.errors import ConfigError
 from signoria.orchestrator.aggregators.protocol import AggregationContext
 from signoria.orchestrator.result import Aggregate, PolicyTurn
 from signoria.orchestrator.router_r1 import prompt
@@ -53,6 +54,16 @@ class RouterR1Params(BaseModel):
         default=None,
         description="descriptors file (a trained policy's descriptors.json); default: cards",
     )
+
+    @field_validator("descriptors")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                load_descriptors(path)  # a bad file is an error of the config, at its key
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return path
 
     def model_refs(self) -> dict[str, str]:
         refs = {"policy": self.policy}

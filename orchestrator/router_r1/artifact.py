@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from signoria.errors import SignoriaError
+from signoria.registry import validation_problem
 
 MANIFEST = "manifest.json"
 POLICY_DIR = "policy"
@@ -111,9 +112,8 @@ def read_manifest(artifact: Path) -> R1Manifest:
     except FileNotFoundError:
         raise ArtifactError(f"{artifact}: not a Router-R1 artifact (no {MANIFEST})") from None
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise ArtifactError(f"{path}: {where}: {error['msg']}") from None
+        where, message = validation_problem(exc)
+        raise ArtifactError(f"{path}: {where}: {message}") from None
 
 
 def read_log(artifact: Path) -> list[dict[str, Any]]:

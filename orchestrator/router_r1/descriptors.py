@@ -17,30 +17,28 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from signoria.agents.jsonl import read_json
 from signoria.agents.types import ModelCard
 from signoria.errors import ConfigError
 from signoria.orchestrator.router_r1.prompt import ExpertDescriptor
+from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable
 
 
 def load_descriptors(path: Path) -> dict[str, ExpertDescriptor]:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: descriptors file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    """A descriptors file; an error names the file and the expert's bad field."""
+    raw = read_json(path, what="descriptors file", error=ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must map expert names to descriptors")
     found: dict[str, ExpertDescriptor] = {}
     for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: {name}: must be a mapping of descriptor fields")
         try:
             found[name] = ExpertDescriptor.model_validate({**entry, "name": name})
-        except (ValidationError, TypeError) as exc:
-            detail = exc.errors()[0] if isinstance(exc, ValidationError) else None
-            where = ".".join(str(p) for p in detail["loc"]) if detail else ""
-            message = detail["msg"] if detail else "must be a mapping"
-            raise ConfigError(f"{path}: {name}.{where}: {message}".replace("..", ".")) from None
+        except ValidationError as exc:
+            where, message = validation_problem(exc)
+            raise ConfigError(f"{path}: {name}.{where}: {message}") from None
     return found
 
 

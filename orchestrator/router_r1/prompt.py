@@ -49,7 +49,7 @@ class ExpertDescriptor(BaseModel):
         if self.cost_per_call is not None:
             facts.append(f"About ${self.cost_per_call:.6f} per question.")
         if self.accuracy is not None:
-            of = f" of {self.examples}" if self.examples else ""
+            of = f" of {self.examples}" if self.examples else " of"
             facts.append(f"Right on {self.accuracy:.0%}{of} example questions.")
         if self.latency_s is not None:
             facts.append(f"Answers in about {self.latency_s:.1f} s.")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoria.errors import UsageError
+from signoria.registry import validation_problem
 
 
 class TrainSettings(BaseModel):
@@ -92,6 +93,5 @@ class TrainSettings(BaseModel):
         try:
             return cls.model_validate(options)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"]) or "option"
-            raise UsageError(f"--option {where}: {error['msg']}") from None
+            where, message = validation_problem(exc)
+            raise UsageError(f"--option {where or 'option'}: {message}") from None
