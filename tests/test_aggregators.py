@@ -351,6 +351,8 @@ LLM = {"synthesize", "moa", "self-moa-seq", "smoa", "cluster-inform", "guard", "
 # Aggregators that cannot take any list of voters, with where their edge cases are tested.
 NOT_GENERIC = {
     "cascade": "its router must ask its trained chain's first stage; tests/test_cascade.py",
+    "router-r1": "its policy expert chooses whom to call, round by round; "
+    "tests/test_router_r1_loop.py",
 }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import sys
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,17 @@ def _train(
             f"{settings.warmup_steps} warm-up and {settings.steps} GRPO steps",
             markup=False,
         )
-    manifest = train_policy(
-        task,
-        settings,
-        out_dir,
-        seed=seed,
-        cache_dir=home() / "models",
-        source={"train": str(train), "models": str(models)},
-    )
+    # The trainers print their step logs; stdout carries only the artifact's path, so a
+    # script can take it (the same figures are in the artifact's train_log.jsonl).
+    with redirect_stdout(sys.stderr):
+        manifest = train_policy(
+            task,
+            settings,
+            out_dir,
+            seed=seed,
+            cache_dir=home() / "models",
+            source={"train": str(train), "models": str(models)},
+        )
     if not quiet:
         err.print(f"trained in {manifest.seconds:.0f}s; serve it with {out_dir / 'pipeline.yaml'}")
     print(str(out_dir))
