@@ -116,6 +116,25 @@ def test_the_default_scale_uses_the_5th_and_95th_percentiles() -> None:
     assert scale.bounds() == pytest.approx((5.0, 95.0), abs=0.6)
 
 
+def test_a_seeded_scale_spans_every_expert_when_thinned() -> None:
+    """Three experts' costs, question by question: 3000 costs thinned to a window of
+    1000. A stride of 3 would keep the cheapest expert's only (the bug this guards)."""
+    cheap, middle, dear = 0.0001, 0.0003, 0.004
+    costs: list[float | None] = [c for _ in range(1000) for c in (cheap, middle, dear)]
+    scale = CostScale.seeded([*costs, None, math.nan])
+    low, high = scale.bounds()
+    assert low == pytest.approx(math.sqrt(cheap)) and high == pytest.approx(math.sqrt(dear))
+    frozen = scale.freeze()
+    assert frozen(cheap) == 1.0 and frozen(dear) == 0.0
+    assert 0.7 < frozen(middle) < 0.9  # Yi-like: cheap but not cheapest
+    assert CostScale.seeded([cheap, dear]).bounds() == pytest.approx(
+        (
+            math.sqrt(cheap) + 0.05 * (math.sqrt(dear) - math.sqrt(cheap)),
+            math.sqrt(cheap) + 0.95 * (math.sqrt(dear) - math.sqrt(cheap)),
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("answer", "reference", "right"),
     [

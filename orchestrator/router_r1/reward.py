@@ -92,10 +92,18 @@ class CostScale:
 
     @classmethod
     def seeded(cls, costs: Sequence[float | None]) -> CostScale:
-        """A scale whose window starts with these costs (evenly thinned to fit it)."""
+        """A scale whose window starts with these costs' distribution.
+
+        More costs than the window holds are thinned to the window's size by quantiles
+        of all of them, never by a stride: costs arrive question by question, expert by
+        expert, and a stride that is a multiple of the number of experts would keep one
+        expert's costs only (a scale on which every dearer expert is simply "dearest").
+        The thinned values are shuffled with a fixed seed, so that the window's oldest
+        entries, the first to leave as episodes arrive, are not all the cheapest."""
         scale = cls()
-        known = [c for c in costs if c is not None and not math.isnan(c)]
-        step = max(1, math.ceil(len(known) / scale.window))
-        for cost in known[::step]:
-            scale._seen.append(math.sqrt(max(cost, 0.0)))
+        known = np.sqrt(np.clip([c for c in costs if c is not None and not math.isnan(c)], 0, None))
+        if len(known) > scale.window:
+            known = np.quantile(known, np.linspace(0.0, 1.0, scale.window))
+        np.random.default_rng(0).shuffle(known)
+        scale._seen.extend(float(value) for value in known)
         return scale
