@@ -20,8 +20,8 @@ answers. The untrained policy (the embedded SmolLM2-135M as it ships), best-sing
 random routing are scored on the same rows. Nothing is chosen on the test rows: the
 settings below are fixed in advance.
 
-    python -m benchmarks.router_r1 build train eval report --validation --test-n 100
-    python -m benchmarks.router_r1 build eval report --trained-in /tmp/router-r1/validation0
+    python -m benchmarks.router_r1 build train eval report --validation --test-n 100 --steps 24
+    python -m benchmarks.router_r1 build eval report --test-n 100 --trained-in /tmp/router-r1/validation0
 """
 
 from __future__ import annotations
