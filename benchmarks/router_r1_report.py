@@ -3,7 +3,8 @@ and the paired differences that say whether GRPO raised the held-out reward.
 
 Reward is the paper's, on the cost scale and weight the trained artifact records (one
 frozen scale for all, from the training questions' calls). Best-single is the expert
-best on the training rows, random routing the mean over experts of each test row; both
+most accurate on the training rows, best-single-reward the one whose constant policy
+earns the most reward there, random routing the mean over experts of each test row; all
 are scored as a policy that asks that expert once and answers with its reply. Intervals:
 95% percentile bootstrap over test rows (10,000 resamples, fixed seed), paired by row.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +50,16 @@ def _test_rows(work: Path) -> dict[str, dict[str, Any]]:
     return {str(row["id"]): row for _, row in read_jsonl(work / "test.jsonl")}
 
 
-def _best_single(trained_on: Path, experts: tuple[str, ...]) -> str:
-    scores = dict.fromkeys(experts, 0.0)
+def _best_single(
+    trained_on: Path, experts: tuple[str, ...], value: Callable[[dict[str, Any]], float]
+) -> str:
+    """The expert with the highest total `value` of its recorded outcomes on the training
+    rows (quality, or the reward a policy that always asks it would earn)."""
+    totals = dict.fromkeys(experts, 0.0)
     for _, row in read_jsonl(trained_on):
         for name in experts:
-            scores[name] += float(row["outcomes"][name]["score"])
-    return max(experts, key=lambda name: scores[name])
+            totals[name] += value(row["outcomes"][name])
+    return max(experts, key=lambda name: totals[name])
 
 
 def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int) -> dict[str, Any]:
@@ -90,20 +96,30 @@ def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int)
             per_row[policy] = r
     finally:
         store.close()
+
+    def asking_only(score: float, cost: float) -> float:
+        return reward(
+            format_ok=True, correct=score > 0.5, cost_reward=scale(cost), cost_weight=weight
+        )
+
     for name in experts:
         right = np.array([float(rows[k]["outcomes"][name]["score"]) for k in keys])
         cost = np.array([float(rows[k]["outcomes"][name]["cost"]) for k in keys])
-        r = np.array(
-            [
-                reward(format_ok=True, correct=ok > 0.5, cost_reward=scale(c), cost_weight=weight)
-                for ok, c in zip(right, cost, strict=True)
-            ]
-        )
+        r = np.array([asking_only(ok, c) for ok, c in zip(right, cost, strict=True)])
         results[f"only:{name}"] = _summary(r, right, cost, rng)
         per_row[f"only:{name}"] = r
-    best = _best_single(Path(manifest["trained_on"]["train"]), experts)
-    results["best-single"] = {"expert": best, **results[f"only:{best}"]}
-    per_row["best-single"] = per_row[f"only:{best}"]
+    # Two single-expert baselines, each chosen on the training rows: the most accurate
+    # expert, and the one whose constant policy earns the most reward (the one a policy
+    # that learned nothing per query would match).
+    trained_on = Path(manifest["trained_on"]["train"])
+    choices = {
+        "best-single": lambda o: float(o["score"]),
+        "best-single-reward": lambda o: asking_only(float(o["score"]), float(o["cost"])),
+    }
+    for baseline, value in choices.items():
+        best = _best_single(trained_on, experts, value)
+        results[baseline] = {"expert": best, **results[f"only:{best}"]}
+        per_row[baseline] = per_row[f"only:{best}"]
     random_reward = np.mean([per_row[f"only:{m}"] for m in experts], axis=0)
     random_right = np.mean(
         [[float(rows[k]["outcomes"][m]["score"]) for k in keys] for m in experts], axis=0
@@ -118,7 +134,7 @@ def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int)
             "mean": float((per_row["trained"] - per_row[other]).mean()),
             "ci95": _interval(per_row["trained"] - per_row[other], rng),
         }
-        for other in ("untrained", "warm", "best-single", "random")
+        for other in ("untrained", "warm", "best-single", "best-single-reward", "random")
     }
     log = [
         json.loads(line)
@@ -143,7 +159,7 @@ def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int)
         "summary": {
             name: {k: results[name][k] for k in ("reward", "quality", "cost_per_query")}
             | ({"format": results[name]["format_valid_share"]} if name in POLICIES else {})
-            for name in (*POLICIES, "best-single", "random")
+            for name in (*POLICIES, "best-single", "best-single-reward", "random")
         }
         | {"paired": paired},
     }
