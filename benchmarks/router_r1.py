@@ -11,8 +11,9 @@ Protocol (`--seed s`): the test rows are carved first (a hash of the row id and 
 them aside unread and evaluates on rows carved from the training side instead. The run
 of record trains once, in the validation run (whose training rows exclude both carves),
 looks at the validation figures, and then evaluates those same policies once on the
-test rows (`--trained-in` that run's work dir). The policy is trained
-by the product's own command on the other rows: a format warm-up (`warm`, which is also
+test rows (`--trained-in` that run's work dir; WORKDIR is `--workdir`, by default
+/tmp/router-r1). The policy is trained by the product's own command on the other rows: a
+format warm-up (`warm`, which is also
 the baseline GRPO must beat), then GRPO from it (`trained`). Every policy is then run on
 the test rows through the product path: `signoria eval run` of a `router-r1` pipeline
 whose policy is the GGUF served by llama.cpp and whose experts replay the recorded
@@ -21,7 +22,7 @@ random routing are scored on the same rows. Nothing is chosen on the test rows: 
 settings below are fixed in advance.
 
     python -m benchmarks.router_r1 build train eval report --validation --test-n 100 --steps 24
-    python -m benchmarks.router_r1 build eval report --test-n 100 --trained-in /tmp/router-r1/validation0
+    python -m benchmarks.router_r1 build eval report --test-n 100 --trained-in WORKDIR/validation0
 """
 
 from __future__ import annotations
