@@ -10,16 +10,15 @@ Protocol (`--seed s`): the test rows are carved first (a hash of the row id and 
 `--test-n` rows), written to the work dir and read only by `eval`; `--validation` sets
 them aside unread and evaluates on rows carved from the training side instead. The run
 of record trains once, in the validation run (whose training rows exclude both carves),
-looks at the validation figures, and then evaluates those same policies once on the
-test rows (`--trained-in` that run's work dir; WORKDIR is `--workdir`, by default
+looks at the validation figures, and then evaluates those same policies once on the test
+rows (`--trained-in` that run's work dir; WORKDIR is `--workdir`, by default
 /tmp/router-r1). The policy is trained by the product's own command on the other rows: a
-format warm-up (`warm`, which is also
-the baseline GRPO must beat), then GRPO from it (`trained`). Every policy is then run on
-the test rows through the product path: `signoria eval run` of a `router-r1` pipeline
-whose policy is the GGUF served by llama.cpp and whose experts replay the recorded
-answers. The untrained policy (the embedded SmolLM2-135M as it ships), best-single and
-random routing are scored on the same rows. Nothing is chosen on the test rows: the
-settings below are fixed in advance.
+format warm-up (`warm`, which is also the baseline GRPO must beat), then GRPO from it
+(`trained`). Every policy is then run on the test rows through the product path:
+`signoria eval run` of a `router-r1` pipeline whose policy is the GGUF served by
+llama.cpp and whose experts replay the recorded answers. The untrained policy (the
+embedded SmolLM2-135M as it ships), best-single and random routing are scored on the
+same rows. Nothing is chosen on the test rows: the settings below are fixed in advance.
 
     python -m benchmarks.router_r1 build train eval report --validation --test-n 100 --steps 24
     python -m benchmarks.router_r1 build eval report --test-n 100 --trained-in WORKDIR/validation0

@@ -51,14 +51,13 @@ def _test_rows(work: Path) -> dict[str, dict[str, Any]]:
 
 
 def _best_single(
-    trained_on: Path, experts: tuple[str, ...], value: Callable[[dict[str, Any]], float]
+    outcomes: list[dict[str, Any]],
+    experts: tuple[str, ...],
+    value: Callable[[dict[str, Any]], float],
 ) -> str:
     """The expert with the highest total `value` of its recorded outcomes on the training
     rows (quality, or the reward a policy that always asks it would earn)."""
-    totals = dict.fromkeys(experts, 0.0)
-    for _, row in read_jsonl(trained_on):
-        for name in experts:
-            totals[name] += value(row["outcomes"][name])
+    totals = {name: sum(value(row[name]) for row in outcomes) for name in experts}
     return max(experts, key=lambda name: totals[name])
 
 
@@ -102,16 +101,18 @@ def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int)
             format_ok=True, correct=score > 0.5, cost_reward=scale(cost), cost_weight=weight
         )
 
+    right_of: dict[str, np.ndarray] = {}
+    cost_of: dict[str, np.ndarray] = {}
     for name in experts:
-        right = np.array([float(rows[k]["outcomes"][name]["score"]) for k in keys])
-        cost = np.array([float(rows[k]["outcomes"][name]["cost"]) for k in keys])
+        right = right_of[name] = np.array([float(rows[k]["outcomes"][name]["score"]) for k in keys])
+        cost = cost_of[name] = np.array([float(rows[k]["outcomes"][name]["cost"]) for k in keys])
         r = np.array([asking_only(ok, c) for ok, c in zip(right, cost, strict=True)])
         results[f"only:{name}"] = _summary(r, right, cost, rng)
         per_row[f"only:{name}"] = r
     # Two single-expert baselines, each chosen on the training rows: the most accurate
     # expert, and the one whose constant policy earns the most reward (the one a policy
     # that learned nothing per query would match).
-    trained_on = Path(manifest["trained_on"]["train"])
+    trained_on = [row["outcomes"] for _, row in read_jsonl(Path(manifest["trained_on"]["train"]))]
     choices = {
         "best-single": lambda o: float(o["score"]),
         "best-single-reward": lambda o: asking_only(float(o["score"]), float(o["cost"])),
@@ -121,12 +122,8 @@ def report(work: Path, trained_in: Path, experts: tuple[str, ...], *, seed: int)
         results[baseline] = {"expert": best, **results[f"only:{best}"]}
         per_row[baseline] = per_row[f"only:{best}"]
     random_reward = np.mean([per_row[f"only:{m}"] for m in experts], axis=0)
-    random_right = np.mean(
-        [[float(rows[k]["outcomes"][m]["score"]) for k in keys] for m in experts], axis=0
-    )
-    random_cost = np.mean(
-        [[float(rows[k]["outcomes"][m]["cost"]) for k in keys] for m in experts], axis=0
-    )
+    random_right = np.mean([right_of[m] for m in experts], axis=0)
+    random_cost = np.mean([cost_of[m] for m in experts], axis=0)
     results["random"] = _summary(random_reward, random_right, random_cost, rng)
     per_row["random"] = random_reward
     paired = {
