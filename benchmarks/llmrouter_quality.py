@@ -5,10 +5,11 @@
 LLMRouter's table records no responses, so the answer-aware cascade cannot run on it:
 this is the query-only routers' ground. For each seed s the table is carved first: test =
 `split(0.3, seed=1000+s)`. On the training side, a validation split (salted seed) chooses
-the router (kNN, MLP, GraphRouter) and its trade-off (alpha = 1 and beta in {0, 0.1,
-0.25, 0.5}); the bar is quality at no more than the best single model's cost, so the
-choice is the best validation quality among settings whose validation cost is at most the
-best single model's. The chosen setting is refitted on all training rows and run once on
+the router (kNN with 10, 50 or 100 neighbours, MLP, GraphRouter, clusters with k = 16,
+32 or 64) and its trade-off (alpha = 1 and beta in {0, 0.1, 0.25, 0.5}); the bar is
+quality at no more than the best single model's cost, so the choice is the best
+validation quality among settings whose validation cost is at most the best single
+model's. The chosen setting is refitted on all training rows and run once on
 the test rows beside best-single (chosen on the training rows). Costs are estimated
 from list prices and token counts (the table records none) and are marked so.
 Reported: per seed, mean with a 95% t-interval, and a paired bootstrap interval of router
@@ -35,17 +36,28 @@ from signoria.routers.trainable import RouterContext, TradeOff, choose
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "llmrouter"
 CACHE = Path("/tmp/signoria-llmrouter-bench-embeddings.npz")
-ROUTERS = ("knn", "mlp", "graph")
+# The candidates the validation split chooses from: label -> (router, its --option values).
+CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
+    "knn": ("knn", {}),
+    "knn-50": ("knn", {"neighbours": 50}),
+    "knn-100": ("knn", {"neighbours": 100}),
+    "mlp": ("mlp", {}),
+    "graph": ("graph", {}),
+    "cluster-16": ("cluster", {"clusters": 16}),
+    "cluster-32": ("cluster", {"clusters": 32}),
+    "cluster-64": ("cluster", {"clusters": 64}),
+}
 BETAS = (0.0, 0.1, 0.25, 0.5)
 VALIDATION_SALT = 7919
 
 
 def run(
-    name: str, beta: float, train: RoutingTable, rows: RoutingTable, embedder: Embedder, seed: int
+    label: str, beta: float, train: RoutingTable, rows: RoutingTable, embedder: Embedder, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score and (estimated) cost per row of `rows` for a router fitted on `train`."""
+    """Score and (estimated) cost per row of `rows` for a candidate fitted on `train`."""
     ctx = RouterContext.from_table(train, TradeOff(alpha=1.0, beta=beta), seed, embedder)
-    router = build(name)
+    name, options = CANDIDATES[label]
+    router = build(name, options)
     np.random.seed(seed)
     router.fit(train, ctx)
     pick = choose(router.utilities(rows.queries, ctx))
@@ -61,10 +73,10 @@ def one_seed(
     best = int(np.argmax(fit_rows.scores.mean(axis=0)))
     ref_cost = float(val_rows.costs[:, best].sum())
     tried: dict[str, dict[str, float]] = {}
-    for name in ROUTERS:
+    for label in CANDIDATES:
         for beta in BETAS:
-            score, cost = run(name, beta, fit_rows, val_rows, embedder, seed)
-            tried[f"{name}@beta={beta}"] = {
+            score, cost = run(label, beta, fit_rows, val_rows, embedder, seed)
+            tried[f"{label}@beta={beta}"] = {
                 "quality": float(score.mean()),
                 "cost": float(cost.sum()),
             }
@@ -86,8 +98,8 @@ def one_seed(
     }
     if validation_only:
         return out
-    name, beta = chosen.split("@beta=")
-    score, cost = run(name, float(beta), train, test, embedder, seed)
+    label, beta = chosen.split("@beta=")
+    score, cost = run(label, float(beta), train, test, embedder, seed)
     strong = int(np.argmax(train.scores.mean(axis=0)))
     ref_score, ref_cost = test.scores[:, strong], float(test.costs[:, strong].sum())
     out["test"] = {

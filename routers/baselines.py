@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from signoria.routers.data import RoutingTable
 from signoria.routers.trainable import RouterContext
@@ -105,15 +106,25 @@ class _SklearnQuality:
         self.model = joblib.load(directory / "model.joblib")
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     unit: np.ndarray = x / norms
     return unit
 
 
+class KNNParams(BaseModel):
+    """`neighbours`: how many training queries vote (10 by default; where the models differ
+    by the kind of query more than by the query itself, a wider vote averages out the
+    noise of single outcomes: choose it on validation rows)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    neighbours: int = Field(default=10, ge=1, le=10_000)
+
+
 class KNNRouter(_SklearnQuality):
-    """Distance-weighted mean score of the 10 nearest training queries (cosine).
+    """Distance-weighted mean score of the nearest training queries (cosine).
 
     Fitted and saved as scikit-learn's KNeighborsRegressor; predicted in numpy from its
     training matrix: for one live query scikit-learn's brute-force search spent ~2 ms in
@@ -124,12 +135,15 @@ class KNNRouter(_SklearnQuality):
 
     def __init__(self) -> None:
         super().__init__()
+        self.config = KNNParams()
         self._unit: np.ndarray | None = None
 
     def make(self, ctx: RouterContext) -> Any:
         from sklearn.neighbors import KNeighborsRegressor
 
-        return KNeighborsRegressor(n_neighbors=10, metric="cosine", weights="distance")
+        return KNeighborsRegressor(
+            n_neighbors=self.config.neighbours, metric="cosine", weights="distance"
+        )
 
     def fit(self, table: RoutingTable, ctx: RouterContext) -> None:
         super().fit(table, ctx)
@@ -137,15 +151,16 @@ class KNNRouter(_SklearnQuality):
 
     def load(self, directory: Path, ctx: RouterContext) -> None:
         super().load(directory, ctx)
+        self.config = KNNParams(neighbours=int(self.model.n_neighbors))
         self._unit = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         model = self.model
         if self._unit is None:
-            self._unit = _unit_rows(np.asarray(model._fit_X))
+            self._unit = unit_rows(np.asarray(model._fit_X))
         k = min(int(model.n_neighbors), self._unit.shape[0])
         # In the embeddings' own precision, as scikit-learn's cosine_distances computes.
-        distance = np.clip(1.0 - _unit_rows(np.asarray(x)) @ self._unit.T, 0.0, 2.0)
+        distance = np.clip(1.0 - unit_rows(np.asarray(x)) @ self._unit.T, 0.0, 2.0)
         nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(distance, nearest, axis=1)
         with np.errstate(divide="ignore"):

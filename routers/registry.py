@@ -55,6 +55,7 @@ for _name, _ref in {
 # Routers that learn from query embeddings.
 for _name, _ref, _needs in (
     ("knn", "baselines:KNNRouter", ("sklearn",)),
+    ("cluster", "clusters:ClusterRouter", ("sklearn",)),
     ("mlp", "baselines:MLPRouter", ("sklearn",)),
     ("svm", "baselines:SVMRouter", ("sklearn",)),
     ("mf", "baselines:MatrixFactorisation", ("torch",)),
