@@ -112,3 +112,18 @@ def test_knn_neighbours_widen_the_vote(tmp_path: Path) -> None:
     )
     loaded, _ = load_artifact(tmp_path, "knn")
     assert isinstance(loaded, KNNRouter) and loaded.config.neighbours == 7
+
+
+def test_route_eval_sweeps_the_cluster_router_along_alpha(tmp_path: Path) -> None:
+    from signoria.routers.sweep import sweep_report
+
+    table = tiny_table()
+    train, test = table.split(0.25, seed=0)
+    train_artifact(
+        "cluster", train, TradeOff(), tmp_path, options={"clusters": 4}, baselines=("random",)
+    )
+    result = sweep_report(tmp_path, test)
+    assert result["router"] == "cluster" and result["sweep_param"] == "alpha"
+    costs = [point["cost"] for point in result["curve"]]
+    assert len(costs) > 2 and min(costs) < max(costs)  # the trade-off moves the choice
+    assert "cluster" not in result["not_swept"]
