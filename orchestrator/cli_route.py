@@ -21,8 +21,8 @@ from signoria.orchestrator.cli_common import (
 route_app = group("Learned routers: train, evaluate, list.")
 # Static, so `--help` imports no registry; tests/test_routers.py checks it names them all.
 TRAINABLE_HELP = (
-    "Trainable router: graph, skills, threshold, pareto, cascade, router-r1 (an LLM policy, "
-    "GRPO), or a baseline: random, best-single, cheapest, knn, mlp, svm, mf "
+    "Trainable router: graph, skills, cluster, threshold, pareto, cascade, router-r1 (an LLM "
+    "policy, GRPO), or a baseline: random, best-single, cheapest, knn, mlp, svm, mf "
     "(`signoria route list`)."
 )
 
