@@ -7,10 +7,11 @@ columns): 95% of GPT-4's quality with at most 40% of the queries sent to GPT-4. 
 script asks whether any signal the table offers can rank queries well enough, without
 touching a test row: per seed s the table is carved as `cascade_quality` carves it (test =
 `split(0.3, seed=1000+s)`, never read), and on the training side each signal's ranking is
-scored out of fold (5 folds): a logistic regression predicts from the signal whether each
-model is right, the preference for GPT-4 is P(GPT-4 right) - P(Mixtral right), and the
-result is the GPT-4 call share at which the ranking reaches 95% of GPT-4's quality
-(`routers.metrics.cpt`), with APGR. Signals, cumulative where named so:
+scored out of fold (5 folds, the cascade's `QueryPriors.out_of_fold`): a logistic
+regression predicts from the signal whether each model is right, the preference for
+GPT-4 is P(GPT-4 right) - P(Mixtral right), and the result is the GPT-4 call share at
+which the ranking reaches 95% of GPT-4's quality (`routers.metrics.cpt`), with APGR.
+Signals, cumulative where named so:
 - task: which benchmark the query comes from (one-hot: known from the prompt's format);
 - answer: + Mixtral's answer as read (its letter per task, the log length of its reply);
 - query (head): + the query's MiniLM vector as every router embeds it (the first 256
@@ -34,6 +35,7 @@ import numpy as np
 
 from benchmarks.cascade_quality import DATA, GPT4, MIXTRAL, interval
 from signoria.orchestrator.answers import extract_letter
+from signoria.orchestrator.cascade.priors import QueryPriors
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.metrics import apgr, cpt, pgr_curve
 
@@ -71,20 +73,6 @@ def embed(queries: list[str], side: str) -> np.ndarray:
     return np.asarray(vectors, dtype=float)
 
 
-def out_of_fold(x: np.ndarray, right: np.ndarray, seed: int) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold
-
-    out = np.zeros(len(right))
-    for fit, held in KFold(5, shuffle=True, random_state=seed).split(x):
-        if right[fit].min() == right[fit].max():
-            out[held] = right[fit].mean()
-            continue
-        model = LogisticRegression(C=1.0, max_iter=3000).fit(x[fit], right[fit])
-        out[held] = model.predict_proba(x[held])[:, 1]
-    return out
-
-
 def score_ranking(strong: np.ndarray, weak: np.ndarray, preference: np.ndarray) -> dict[str, Any]:
     curve = pgr_curve(strong, weak, preference)
     target = (0.95 * strong.mean() - weak.mean()) / (strong.mean() - weak.mean())
@@ -112,9 +100,9 @@ def main() -> None:
         keep = np.array([row.id not in test_side for row in table.rows])
         strong, weak = table.scores[keep, g], table.scores[keep, m]
         for name, x in signals.items():
-            p_strong = out_of_fold(x[keep], (strong >= 0.5).astype(int), seed)
-            p_weak = out_of_fold(x[keep], (weak >= 0.5).astype(int), seed)
-            runs[name].append(score_ranking(strong, weak, p_strong - p_weak))
+            right = np.stack([strong >= 0.5, weak >= 0.5], axis=1).astype(int)
+            p = QueryPriors.out_of_fold(x[keep], right, (GPT4, MIXTRAL), 1.0, seed=seed)
+            runs[name].append(score_ranking(strong, weak, p[:, 0] - p[:, 1]))
         runs["oracle"].append(score_ranking(strong, weak, strong - weak))
     summary = {
         name: {
