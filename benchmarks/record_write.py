@@ -1,6 +1,7 @@
 """What one served request's record costs to write: `Store.record_items` alone, SQLite
 file vs a throwaway local PostgreSQL cluster, batch of 1 (one request in flight) and of 16
-(group commit under load).
+(group commit under load); on PostgreSQL also the ORM's unit of work (`postgres-orm`, what
+the store did before its one-statement write) as the baseline.
 
     .venv/bin/python -m benchmarks.record_write [--n 200]
 
@@ -20,7 +21,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from typing import Any
 from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.sdk import Orchestrator
 from signoria.orchestrator.storage import Store
-from signoria.orchestrator.storage.rows import ItemFields
+from signoria.orchestrator.storage.rows import ItemFields, new_item
+
+Writer = Callable[[Store, str, list[ItemFields]], None]
 
 CONFIG = """default_pipeline: single
 models:
@@ -59,7 +62,20 @@ def databases(directory: Path) -> Iterator[dict[str, str]]:
         yield urls
 
 
-def time_writes(url: str, result: AskResult, batch: int, n: int) -> dict[str, Any]:
+def orm_write(store: Store, run: str, rows: list[ItemFields]) -> None:
+    """The ORM's unit of work, which PostgreSQL used before `one_statement.py`: the
+    baseline of the PostgreSQL write, on the same cluster in the same run."""
+    with store.session() as s:
+        s.add_all(new_item(run, **row) for row in rows)
+
+
+def store_write(store: Store, run: str, rows: list[ItemFields]) -> None:
+    store.record_items(run, rows)
+
+
+def time_writes(
+    url: str, result: AskResult, batch: int, n: int, write: Writer = store_write
+) -> dict[str, Any]:
     store = Store.open(url)
     try:
         run = store.create_run(
@@ -74,12 +90,12 @@ def time_writes(url: str, result: AskResult, batch: int, n: int) -> dict[str, An
             ]  # fmt: skip
 
         for _ in range(20):
-            store.record_items(run, entries())
+            write(store, run, entries())
         times = []
         for _ in range(n):
             rows = entries()
             t0 = time.perf_counter()
-            store.record_items(run, rows)
+            write(store, run, rows)
             times.append((time.perf_counter() - t0) * 1000)
         assert store.count_items(run) == (20 + n) * batch
     finally:
@@ -108,6 +124,10 @@ def main() -> None:
         report["calls_per_record"] = len(result.calls)
         for name, url in urls.items():
             report["results"][name] = [time_writes(url, result, b, args.n) for b in (1, 16)]
+            if name == "postgres":
+                report["results"]["postgres-orm"] = [
+                    time_writes(url, result, b, args.n, orm_write) for b in (1, 16)
+                ]
     print(json.dumps(report))
     print(
         "record_write: "
