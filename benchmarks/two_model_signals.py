@@ -99,8 +99,8 @@ def main() -> None:
         test_side = {r.id for r in table.split(0.3, seed=1000 + seed)[1].rows}
         keep = np.array([row.id not in test_side for row in table.rows])
         strong, weak = table.scores[keep, g], table.scores[keep, m]
+        right = np.stack([strong >= 0.5, weak >= 0.5], axis=1).astype(int)
         for name, x in signals.items():
-            right = np.stack([strong >= 0.5, weak >= 0.5], axis=1).astype(int)
             p = QueryPriors.out_of_fold(x[keep], right, (GPT4, MIXTRAL), 1.0, seed=seed)
             runs[name].append(score_ranking(strong, weak, p[:, 0] - p[:, 1]))
         runs["oracle"].append(score_ranking(strong, weak, strong - weak))

@@ -112,25 +112,26 @@ def _collect(items: Sequence[Item]) -> dict[Table, list[Any]]:
         found.setdefault(mapper.local_table, []).append(obj)  # type: ignore[arg-type]
         for rel in reversed(list(mapper.relationships)):
             if rel.direction is _ONE_TO_MANY:
-                value = obj.__dict__.get(rel.key)
-                children = value if isinstance(value, list) else [value]
-                pending.extend(child for child in reversed(children) if child is not None)
+                pending.extend(reversed(_related(obj, rel.key)))
     return found
+
+
+def _related(obj: Any, key: str) -> list[Any]:
+    """The objects a relationship of `obj` holds, a list whether it is a collection, one
+    object or unset."""
+    value = obj.__dict__.get(key)
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def _link(obj: Any) -> None:
     """Copy the now known ids into the foreign keys the ORM would have filled at flush."""
     for rel in object_mapper(obj).relationships:
-        value = obj.__dict__.get(rel.key)
-        if value is None:
-            continue
-        if rel.direction is _ONE_TO_MANY:
-            for child in value if isinstance(value, list) else [value]:
-                for local, remote in rel.local_remote_pairs:
-                    setattr(child, str(remote.key), getattr(obj, str(local.key)))
-        elif rel.direction is _MANY_TO_ONE:
+        for other in _related(obj, rel.key):
             for local, remote in rel.local_remote_pairs:
-                setattr(obj, str(local.key), getattr(value, str(remote.key)))
+                if rel.direction is _ONE_TO_MANY:
+                    setattr(other, str(remote.key), getattr(obj, str(local.key)))
+                elif rel.direction is _MANY_TO_ONE:
+                    setattr(obj, str(local.key), getattr(other, str(remote.key)))
 
 
 def _value(column: Any, obj: Any) -> Any:
