@@ -1,14 +1,15 @@
 """What one served request's record costs to write: `Store.record_items` alone, SQLite
 file vs a throwaway local PostgreSQL cluster, batch of 1 (one request in flight) and of 16
-(group commit under load); on PostgreSQL also the ORM's unit of work (`postgres-orm`, what
-the store did before its one-statement write) as the baseline.
+(group commit under load); on each also the ORM's unit of work (`sqlite-orm`,
+`postgres-orm`: what the store did before its direct writes) as the baseline.
 
     .venv/bin/python -m benchmarks.record_write [--n 200]
 
 The record is a real one: the result of a `single` pipeline over one `scripted` expert
 (one call, its routing and aggregation rows), as `signoria serve` writes it. Reported per
 database and batch size: p50 and p90 milliseconds per `record_items` call and per record,
-after 20 warm-up writes. Prints one JSON object and a one-line summary.
+after 20 warm-up writes; and a batch of 1 after 50 ms idle before each write (one request
+in flight waiting for its expert). Prints one JSON object and a one-line summary.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def databases(directory: Path) -> Iterator[dict[str, str]]:
 
 
 def orm_write(store: Store, run: str, rows: list[ItemFields]) -> None:
-    """The ORM's unit of work, which PostgreSQL used before `one_statement.py`: the
-    baseline of the PostgreSQL write, on the same cluster in the same run."""
+    """The ORM's unit of work, which the store used before `one_statement.py` and
+    `sqlite_write.py`: the baseline, on the same database in the same run."""
     with store.session() as s:
         s.add_all(new_item(run, **row) for row in rows)
 
@@ -74,8 +75,10 @@ def store_write(store: Store, run: str, rows: list[ItemFields]) -> None:
 
 
 def time_writes(
-    url: str, result: AskResult, batch: int, n: int, write: Writer = store_write
+    url: str, result: AskResult, batch: int, n: int, write: Writer = store_write, gap_ms: int = 0
 ) -> dict[str, Any]:
+    """Per write, p50/p90 ms; `gap_ms` idle before each timed write, as a server with one
+    request in flight waits for its expert (caches and the database's process go cold)."""
     store = Store.open(url)
     try:
         run = store.create_run(
@@ -94,6 +97,7 @@ def time_writes(
         times = []
         for _ in range(n):
             rows = entries()
+            time.sleep(gap_ms / 1000)
             t0 = time.perf_counter()
             write(store, run, rows)
             times.append((time.perf_counter() - t0) * 1000)
@@ -103,6 +107,7 @@ def time_writes(
     p50 = statistics.median(times)
     return {
         "batch": batch,
+        "gap_ms": gap_ms,
         "n": n,
         "p50_ms": round(p50, 3),
         "p90_ms": round(statistics.quantiles(times, n=10)[-1], 3),
@@ -123,16 +128,20 @@ def main() -> None:
         result = served_result(Path(tmp))
         report["calls_per_record"] = len(result.calls)
         for name, url in urls.items():
-            report["results"][name] = [time_writes(url, result, b, args.n) for b in (1, 16)]
-            if name == "postgres":
-                report["results"]["postgres-orm"] = [
-                    time_writes(url, result, b, args.n, orm_write) for b in (1, 16)
+            for label, write in ((name, store_write), (f"{name}-orm", orm_write)):
+                report["results"][label] = [
+                    time_writes(url, result, batch, args.n, write, gap)
+                    for batch, gap in ((1, 0), (16, 0), (1, 50))
                 ]
     print(json.dumps(report))
     print(
         "record_write: "
         + "; ".join(
-            f"{name} " + ", ".join(f"batch {r['batch']} {r['p50_ms']} ms" for r in rows)
+            f"{name} "
+            + ", ".join(
+                f"batch {r['batch']}{' after 50 ms idle' if r['gap_ms'] else ''} {r['p50_ms']} ms"
+                for r in rows
+            )
             for name, rows in report["results"].items()
         )
     )

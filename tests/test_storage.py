@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,6 +174,28 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = Store.open(sqlite_url(tmp_path))
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+    store.close()
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from signoria.orchestrator.storage import Store
+store = Store.open(sys.argv[1])
+run = store.create_run(kind="serve", run_id="serve")
+assert store.record_items(run, [{"item_key": "k", "query": "q", "error": "e"}]) == [True]
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint
+"""
+
+
+def test_a_committed_record_survives_its_process_being_killed(tmp_path: Path) -> None:
+    """synchronous=NORMAL skips the fsync at commit, not the write: the record is in the
+    WAL once `record_items` returns, whatever then happens to the process."""
+    url = sqlite_url(tmp_path)
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, url], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    store = Store.open(url)
+    assert store.done_keys("serve") == {"k"}
     store.close()
 
 

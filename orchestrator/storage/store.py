@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from signoria.errors import ConfigError, SignoriaError
+from signoria.orchestrator.storage import one_statement, sqlite_write
 from signoria.orchestrator.storage.feedback import FeedbackInput
 from signoria.orchestrator.storage.feedback import give_feedback as store_feedback
 from signoria.orchestrator.storage.migrations_api import upgrade
-from signoria.orchestrator.storage.one_statement import insert_items
 from signoria.orchestrator.storage.records import (
     FeedbackRecord,
     ItemRecord,
@@ -84,16 +84,25 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers (reports, a second process) work while a run writes.
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives
+        # the process being killed, and only an OS crash or a power cut can undo the last
+        # few (the file is never corrupted), for a third of a millisecond less per served
+        # request's record. SQLite recommends it with WAL; Rails defaults to it.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+# Record writes that skip the ORM's unit of work, per dialect (any other takes the ORM's).
+_DIRECT_WRITES = {"postgresql": one_statement.insert_items, "sqlite": sqlite_write.insert_items}
 
 
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # PostgreSQL writes records as single statements: each is its own transaction.
+        # The direct record writes manage their own transactions (see `record_items`).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
@@ -265,13 +274,15 @@ class Store:
         """Store several items in one transaction (a server's group commit: one write for
         every request that finished meanwhile); per entry, `False` if its key was already
         stored. A duplicate makes the batch fall back to one transaction per item, so
-        one refused key never loses the others. On PostgreSQL the batch is one statement
-        (`one_statement.py`): two round trips instead of one per row."""
+        one refused key never loses the others. The rows skip the ORM's unit of work: on
+        PostgreSQL the batch is one statement (`one_statement.py`), two round trips instead
+        of one per row; on SQLite one `executemany` per table (`sqlite_write.py`)."""
         items = [new_item(run_id, **entry) for entry in entries]
+        dialect = self.engine.dialect.name
         try:
-            if self.engine.dialect.name == "postgresql":
+            if dialect in _DIRECT_WRITES:
                 with self._autocommit.connect() as connection:
-                    insert_items(connection, items)
+                    _DIRECT_WRITES[dialect](connection, items)
             else:
                 with self.session() as s:
                     s.add_all(items)
