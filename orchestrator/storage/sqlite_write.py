@@ -1,8 +1,8 @@
 """Writing a batch of items on SQLite without the ORM's unit of work.
 
 The unit of work flushes an item's rows one INSERT at a time, each reading back the id the
-next one needs, and spends as much Python again on its bookkeeping: about 1.1 ms for one
-served request's record against 0.7 ms here (`benchmarks/record_write.py`). Here the batch
+next one needs, and spends as much Python again on its bookkeeping: 0.96 ms for one
+served request's record against 0.47 ms here (`benchmarks/record_write.py`, p50). The batch
 takes SQLite's write lock first (BEGIN IMMEDIATE), reads each table's highest id, numbers
 its rows after it (what SQLite itself does for an INTEGER PRIMARY KEY without
 AUTOINCREMENT) and sends each table's rows in one `executemany`. The lock is held from the
