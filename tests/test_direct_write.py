@@ -25,13 +25,13 @@ from signoria.orchestrator.storage.schema import (
 )
 from signoria.orchestrator.storage.store import _DIRECT_WRITES
 from tests.test_router_r1_loop import QUESTION, answer, ask, config, route
-from tests.test_storage import cascaded_result, voted_result
+from tests.test_storage import cascaded_result, sqlite_url, voted_result
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'records.db'}"
+        url = sqlite_url(tmp_path)
     else:
         url = request.getfixturevalue("postgres_url")
     store = Store.open(url)
@@ -133,7 +133,7 @@ async def test_sqlite_writers_in_parallel_never_share_an_id(tmp_path: Path) -> N
     """Two stores on one file (two server workers): the ids each batch numbers its rows
     with are read under the write lock, so concurrent batches never collide, and the ORM's
     own writes in between keep their ids too."""
-    url = f"sqlite:///{tmp_path / 'records.db'}"
+    url = sqlite_url(tmp_path)
     result: AskResult = await voted_result()
     stores = [Store.open(url), Store.open(url, migrate=False)]
     run = stores[0].create_run(kind="serve", run_id="serve")
