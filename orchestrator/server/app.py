@@ -271,10 +271,11 @@ def create_app(
                 tracer.export(completion_id, body.model, status, result, error)
             if error is not None:
                 served.failed += 1
-            if recorder is not None and not await recorder.record(
-                completion_id, query, result, error, client
-            ):
-                headers[RECORDED_HEADER] = "false"
+            if recorder is not None:
+                if await recorder.record(completion_id, query, result, error, client):
+                    keys.note(client, result)  # its spend counts before the next read
+                else:
+                    headers[RECORDED_HEADER] = "false"
 
     @v1.post(
         "/chat/completions",

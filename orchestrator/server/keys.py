@@ -10,12 +10,15 @@ request is admitted in this order, each refusal an OpenAI-style error:
 - tokens per minute used up: 429 with `Retry-After` (when the oldest counted request
   leaves the minute);
 - requests per minute used up: 429 with `Retry-After` (the admission count is shared by
-  every instance on the database).
+  every instance on the database, and exact: concurrent requests of one key are decided
+  together, in one transaction, in arrival order).
 
 An admitted request's own budget is capped at what is left of the key's, so one request
 cannot overspend it by much (the call runner's budget refuses the calls that would).
 Key records are cached for `ttl_s` (2 s): a revoked key stops working on every instance
-within that time.
+within that time. A key's spend and tokens are this process's own as it records them,
+plus the database's figures read at most every `usage_sync_s` (1 s; key_usage.py): what
+other instances spend counts here within that time.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from signoria.orchestrator.limits import RequestLimits
+from signoria.orchestrator.result import AskResult
 from signoria.orchestrator.server.errors import BUDGET, RATE_LIMIT, ApiError
+from signoria.orchestrator.server.group_commit import GroupCommit
+from signoria.orchestrator.server.key_usage import UsageMeter
 from signoria.orchestrator.storage.keys import KeyRecord, KeyStore, KeyUsage
 from signoria.orchestrator.storage.schema import utcnow
 
@@ -58,14 +63,25 @@ class _Recent:
 class KeyGate:
     """Looks keys up (cached) and admits or refuses requests by their key's limits."""
 
-    def __init__(self, ttl_s: float = 2.0) -> None:
+    def __init__(self, ttl_s: float = 2.0, usage_sync_s: float = 1.0) -> None:
         self._keys: KeyStore | None = None
         self._recent = _Recent(ttl_s)
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._usage_sync_s = usage_sync_s
+        self._usage: UsageMeter | None = None
+        self._admissions: dict[str, GroupCommit[int, float]] = {}
 
     def bind(self, keys: KeyStore | None) -> None:
         """Use the database's keys (None: environment keys only, e.g. with --no-record)."""
         self._keys = keys
+        self._usage = None if keys is None else UsageMeter(keys.usage, self._usage_sync_s)
+        self._admissions = {}
+
+    def note(self, fingerprint: str | None, result: AskResult | None) -> None:
+        """Count a request that was just recorded towards its key's spend and tokens."""
+        if fingerprint is None or self._usage is None or result is None:
+            return
+        tokens = sum(c.tokens_in + c.tokens_out for c in result.calls)
+        self._usage.note(fingerprint, result.cost, tokens)
 
     async def any_keys(self) -> bool:
         """Whether the database holds keys (then every request needs one)."""
@@ -94,8 +110,8 @@ class KeyGate:
             return limits  # keys off, or an environment key: no limits of its own
         allowed(record, kind, name)
         remaining = None
-        if record.limits.reads_usage:
-            usage = await asyncio.to_thread(self._keys.usage, record.fingerprint)
+        if record.limits.reads_usage and self._usage is not None:
+            usage = await self._usage.usage(record.fingerprint)
             remaining = remaining_budget(record, usage)
             tokens_retry = tokens_retry_after(record, usage)
             if tokens_retry is not None:
@@ -103,8 +119,7 @@ class KeyGate:
                 raise _rate_limited(message, tokens_retry)
         per_minute = record.limits.requests_per_minute
         if per_minute is not None:
-            async with self._locks[record.fingerprint]:
-                retry = await asyncio.to_thread(self._keys.admit, record.fingerprint, per_minute)
+            retry = await self._admission(record.fingerprint).submit(per_minute)
             if retry > 0:
                 message = f"key {record.name!r} sent {per_minute} requests in the last minute"
                 raise _rate_limited(message, retry)
@@ -112,6 +127,21 @@ class KeyGate:
             return limits
         budget = remaining if limits.budget_usd is None else min(limits.budget_usd, remaining)
         return limits.model_copy(update={"budget_usd": budget})
+
+    def _admission(self, fingerprint: str) -> GroupCommit[int, float]:
+        """The key's admissions, decided a batch per transaction (one writer per key in
+        this process, as the database's row lock makes it across instances)."""
+        queue = self._admissions.get(fingerprint)
+        if queue is None:
+            keys = self._keys
+            assert keys is not None
+
+            def decide(limits: list[int]) -> list[float]:
+                # A limit changed mid-batch applies its tightest value to the batch.
+                return keys.admit_many(fingerprint, min(limits), len(limits))
+
+            queue = self._admissions[fingerprint] = GroupCommit(decide)
+        return queue
 
 
 def allowed(record: KeyRecord, kind: str, name: str) -> None:

@@ -1,11 +1,10 @@
 """Recording every chat completion of a server process as one run of kind "serve".
 
 The store is synchronous (SQLAlchemy); writes run in a worker thread so a slow disk never
-stalls the event loop that serves other requests. Writes are group-committed: one writer
-task writes, in one transaction, every record that arrived while the previous transaction
-ran, and each request still waits for its own record's commit (so the response can say
-whether it was recorded). Alone, a request's record is written at once; under load, one
-transaction (one fsync, one trip through SQLite's single writer) carries many.
+stalls the event loop that serves other requests. Writes are group-committed
+(group_commit.py): one transaction (one fsync, one trip through SQLite's single writer)
+carries every record that arrived while the previous one ran, and each request still waits
+for its own record's commit (so the response can say whether it was recorded).
 
 A failed write still gives the client its answer (failing a request whose answer already
 exists helps nobody), but the loss is never silent: it is logged with the request id,
@@ -19,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.server.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from signoria.orchestrator.storage import Store
@@ -39,8 +39,7 @@ class Recorder:
         self._owns_store = owns_store
         self.recorded = 0
         self.unrecorded = 0
-        self._pending: list[tuple[ItemFields, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writes: GroupCommit[ItemFields, bool] = GroupCommit(self._write)
 
     @classmethod
     async def start(
@@ -88,12 +87,8 @@ class Recorder:
             "error": error,
             "client": client,
         }
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((entry, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_pending())
         try:
-            await asyncio.shield(done)
+            await self._writes.submit(entry)
         except Exception:
             self.unrecorded += 1
             log.exception(
@@ -106,27 +101,13 @@ class Recorder:
         self.recorded += 1
         return True
 
-    async def _write_pending(self) -> None:
-        """Write what is queued, one transaction a batch, until nothing is."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await asyncio.to_thread(
-                    self.store.record_items, self.run_id, [entry for entry, _ in batch]
-                )
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(True)
+    def _write(self, entries: list[ItemFields]) -> list[bool]:
+        self.store.record_items(self.run_id, entries)
+        return [True] * len(entries)
 
     async def drain(self) -> None:
         """Wait for the queued records (a graceful shutdown writes them all)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        await self._writes.drain()
 
     async def finish(self, metrics: dict[str, float | None]) -> None:
         """Mark the run complete at a graceful shutdown, with what it served."""

@@ -196,6 +196,15 @@ class KeyStore:
     def admit(self, fingerprint: str, per_minute: int, now: datetime | None = None) -> float:
         """Count one request against `per_minute`: 0.0 when admitted, else the seconds
         until the oldest admission of the last minute expires (the Retry-After)."""
+        return self.admit_many(fingerprint, per_minute, 1, now)[0]
+
+    def admit_many(
+        self, fingerprint: str, per_minute: int, count: int, now: datetime | None = None
+    ) -> list[float]:
+        """Decide `count` requests of one key against `per_minute` in one transaction, in
+        order: 0.0 for each admitted, else its Retry-After in seconds. The first ones
+        take what is left of the minute, so a batch decides exactly as the same requests
+        one at a time would."""
         now = now or utcnow()
         with self.store.session() as session:
             # Serialises admissions of one key across instances (PostgreSQL; SQLite has
@@ -208,12 +217,15 @@ class KeyStore:
                     KeyAdmission.fingerprint == fingerprint, KeyAdmission.at < now - WINDOW
                 )
             )
-            count, oldest = session.execute(
+            counted, oldest = session.execute(
                 select(func.count(), func.min(KeyAdmission.at)).where(
                     KeyAdmission.fingerprint == fingerprint
                 )
             ).one()
-            if count >= per_minute and oldest is not None:
-                return max(0.001, (oldest + WINDOW - now).total_seconds())
-            session.add(KeyAdmission(fingerprint=fingerprint, at=now))
-            return 0.0
+            admitted = max(0, min(count, per_minute - counted))
+            session.add_all(KeyAdmission(fingerprint=fingerprint, at=now) for _ in range(admitted))
+            # Refused ones wait for the oldest admission of the minute: an earlier one, or
+            # (a burst into an empty minute) the first of this batch.
+            first = now if oldest is None else oldest
+            retry = max(0.001, (first + WINDOW - now).total_seconds())
+            return [0.0] * admitted + [retry] * (count - admitted)
