@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from signoria.orchestrator.server.key_usage import UsageMeter
 from signoria.orchestrator.server.keys import KeyGate
 from signoria.orchestrator.storage import Store
 from signoria.orchestrator.storage.keys import KeyStore, KeyUsage
-from signoria.orchestrator.storage.schema import KeyAdmission
+from signoria.orchestrator.storage.schema import KeyAdmission, utcnow
 from tests.test_storage import sqlite_url
 
 
@@ -95,6 +96,25 @@ def test_a_batch_of_admissions_decides_as_one_at_a_time(store: Store) -> None:
     with store.session() as session:
         rows = session.scalar(select(func.count()).select_from(KeyAdmission))
     assert rows == 5 + 2
+
+
+def test_admissions_that_left_the_minute_stop_counting_and_are_deleted_in_bulk(
+    store: Store,
+) -> None:
+    keys = KeyStore(store)
+    _, key = keys.create("k", KeyLimits(requests_per_minute=3))
+    start = utcnow()
+    assert keys.admit_many(key.fingerprint, 3, 3, start) == [0.0] * 3
+    later = start + timedelta(seconds=90)  # out of the minute, kept until a minute later
+    assert keys.admit_many(key.fingerprint, 3, 3, later) == [0.0] * 3
+
+    def stored() -> int | None:
+        with store.session() as session:
+            return session.scalar(select(func.count()).select_from(KeyAdmission))
+
+    assert stored() == 6
+    assert keys.admit_many(key.fingerprint, 3, 1, start + timedelta(seconds=125))[0] > 0
+    assert stored() == 3  # the first three went; the next three still count
 
 
 async def test_concurrent_requests_of_one_key_admit_exactly_its_rate(store: Store) -> None:

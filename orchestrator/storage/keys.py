@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from signoria.orchestrator.keylimits import KeyLimits
@@ -206,24 +206,32 @@ class KeyStore:
         take what is left of the minute, so a batch decides exactly as the same requests
         one at a time would."""
         now = now or utcnow()
-        with self.store.session() as session:
-            # Serialises admissions of one key across instances (PostgreSQL; SQLite has
-            # one writer at a time anyway and the caller serialises within a process).
-            session.scalars(
-                select(ApiKey.id).where(ApiKey.fingerprint == fingerprint).with_for_update()
-            ).first()
-            session.execute(
-                delete(KeyAdmission).where(
-                    KeyAdmission.fingerprint == fingerprint, KeyAdmission.at < now - WINDOW
+        # Core, not the ORM: this runs for every request of a key with a rate.
+        since = now - WINDOW
+        mine = KeyAdmission.fingerprint == fingerprint
+        with self.store.writing() as connection:
+            if connection.dialect.name != "sqlite":
+                # Serialises admissions of one key across instances (on SQLite the
+                # transaction holds the database's one write lock from its start).
+                connection.execute(
+                    select(ApiKey.id).where(ApiKey.fingerprint == fingerprint).with_for_update()
                 )
-            )
-            counted, oldest = session.execute(
-                select(func.count(), func.min(KeyAdmission.at)).where(
-                    KeyAdmission.fingerprint == fingerprint
-                )
+            in_window = KeyAdmission.at >= since
+            counted, oldest, expired = connection.execute(
+                select(
+                    func.count(case((in_window, 1))),
+                    func.min(case((in_window, KeyAdmission.at))),
+                    func.min(KeyAdmission.at),
+                ).where(mine)
             ).one()
+            # Admissions that left the minute are deleted a minute's worth at a time, not
+            # on every request.
+            if expired is not None and expired < since - WINDOW:
+                connection.execute(delete(KeyAdmission).where(mine, KeyAdmission.at < since))
             admitted = max(0, min(count, per_minute - counted))
-            session.add_all(KeyAdmission(fingerprint=fingerprint, at=now) for _ in range(admitted))
+            if admitted:
+                rows = [{"fingerprint": fingerprint, "at": now}] * admitted
+                connection.execute(insert(KeyAdmission), rows)
             # Refused ones wait for the oldest admission of the minute: an earlier one, or
             # (a burst into an empty minute) the first of this batch.
             first = now if oldest is None else oldest

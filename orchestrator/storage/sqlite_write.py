@@ -16,7 +16,8 @@ the ORM stores them and read back the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -35,8 +36,7 @@ def insert_items(connection: Connection, items: Sequence[Item]) -> None:
     dialect = connection.dialect
     tables = item_tables()
     by_table = collect(items)
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
-    try:
+    with immediate(connection):
         tops = connection.exec_driver_sql(_highest_ids_sql()).one()
         give_ids(
             by_table,
@@ -50,10 +50,21 @@ def insert_items(connection: Connection, items: Sequence[Item]) -> None:
                 sql, processors = _insert(table, dialect)
                 rows = [_row(table, obj, processors) for obj in objects]
                 connection.exec_driver_sql(sql, rows)
-        connection.exec_driver_sql("COMMIT")
+
+
+@contextmanager
+def immediate(connection: Connection) -> Iterator[None]:
+    """One transaction that holds SQLite's write lock from its start (`connection` in
+    autocommit mode). A deferred BEGIN reads first and asks for the lock at its first
+    write, where a busy database puts it to sleep in SQLite's busy handler (or, in WAL
+    mode, fails it if another writer committed since its read began)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
         connection.exec_driver_sql("ROLLBACK")
         raise
+    connection.exec_driver_sql("COMMIT")
 
 
 @cache

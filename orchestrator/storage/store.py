@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any, Unpack
 from uuid import uuid4
 
-from sqlalchemy import Engine, Select, case, create_engine, event, func, make_url, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    case,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -142,6 +152,18 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A Core transaction for a short read-then-write decision (a key's admissions):
+        on SQLite it holds the write lock from its first statement (BEGIN IMMEDIATE), so
+        what it reads cannot change before it writes."""
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._autocommit.connect() as connection, sqlite_write.immediate(connection):
+            yield connection
 
     # Runs
 
