@@ -172,6 +172,11 @@ async def test_this_process_counts_its_own_spend_at_once_and_others_within_sync(
     meter.note(fp, None, 3)  # an unpriced request adds no spend, it is counted apart
     unpriced = await meter.usage(fp)
     assert unpriced.spend_day_usd == pytest.approx(0.75) and unpriced.unpriced == 1
+    await asyncio.sleep(0.35)
+    record(store, run, fp, paid(0.125), "noted after the figures went stale")
+    meter.note(fp, 0.125, 5)
+    assert not meter._keys[fp].since  # not kept: the next read has it (nothing piles up)
+    assert (await meter.usage(fp)).spend_day_usd == pytest.approx(0.875)
 
 
 async def test_requests_that_need_a_read_at_once_share_it(store: Store) -> None:

@@ -60,8 +60,15 @@ class UsageMeter:
     def note(self, fingerprint: str, cost: float | None, tokens: int) -> None:
         """Count a request of this key that was just recorded (after its commit)."""
         state = self._keys.get(fingerprint)
-        if state is not None and state.read is not None:
-            state.since.append(_Recorded(utcnow(), cost, tokens))
+        if state is None or state.read is None:
+            return
+        reading = state.reading is not None and not state.reading.done()
+        if not reading and time.monotonic() - state.read_at > self.sync_s:
+            # The next `usage` reads the database, which holds this record: nothing to
+            # keep (and nothing piles up for a key whose limits stopped reading usage).
+            state.since.clear()
+            return
+        state.since.append(_Recorded(utcnow(), cost, tokens))
 
     def _stale(self, state: _KeyState, now: datetime) -> bool:
         if state.read is None or state.read_started is None:
