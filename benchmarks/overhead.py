@@ -227,6 +227,15 @@ def database(kind: str, directory: Path) -> Iterator[str]:
         yield url
 
 
+def proxy_argv(stub_port: int, directory: Path, port: int, workers: int = 1) -> list[str]:
+    """The LiteLLM proxy (its own venv, benchmarks/requirements-proxy.txt) on the stub."""
+    config = proxy_config(stub_port, directory)
+    return [str(PROXY), "--config", str(config), "--port", str(port), "--num_workers", str(workers)]
+
+
+PROXY_ENV = {"LITELLM_MASTER_KEY": KEY, "LITELLM_LOG": "ERROR"}
+
+
 def run_all(
     latency_ms: float,
     requests: int,
@@ -241,8 +250,7 @@ def run_all(
         **os.environ,
         "STUB_API_KEY": "stub-key",
         "SIGNORIA_API_KEYS": KEY,
-        "LITELLM_MASTER_KEY": KEY,
-        "LITELLM_LOG": "ERROR",
+        **PROXY_ENV,
     }
     stub = stub_argv(stub_port, latency_ms)
     sent = sent_per_target(requests, levels)
@@ -274,21 +282,12 @@ def run_all(
                 )
             )
         if PROXY.exists():
-            proxy = [
-                str(PROXY),
-                "--config",
-                str(proxy_config(stub_port, directory)),
-                "--port",
-                str(proxy_port),
-                "--num_workers",
-                str(workers),
-            ]
             targets.append(
                 (
                     "litellm-proxy",
                     f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
                     "stub",
-                    proxy,
+                    proxy_argv(stub_port, directory, proxy_port, workers),
                     f"http://127.0.0.1:{proxy_port}/health/liveliness",
                 )
             )
@@ -327,7 +326,8 @@ def features(latency_ms: float, requests: int, levels: list[int]) -> dict[str, A
     always on) with recording off, recording to SQLite, and recording plus a database key
     with limits (budget and rates high enough never to refuse, so every request pays the
     key lookup, the usage query and the shared rate admission). Records are counted after
-    each run: none may be lost."""
+    each run: none may be lost. Then the LiteLLM proxy on the same stub (when its venv
+    exists), the baseline of issue 15's bars."""
     from signoria.orchestrator.keylimits import KeyLimits
     from signoria.orchestrator.storage import Store
     from signoria.orchestrator.storage.keys import KeyStore
@@ -365,10 +365,22 @@ def features(latency_ms: float, requests: int, levels: list[int]) -> dict[str, A
                 }
             if name != "recording off":
                 counted[name] = served_records(db)
+        if PROXY.exists():  # the baseline of issue 15's bars, in the same run
+            proxy_port = free_port()
+            argv = proxy_argv(stub_port, directory, proxy_port)
+            ready = f"http://127.0.0.1:{proxy_port}/health/liveliness"
+            with process(argv, ready, {**env, **PROXY_ENV}):
+                proxy_url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+                results["litellm-proxy"] = {
+                    str(c): asyncio.run(load(proxy_url, "stub", c, requests)) for c in levels
+                }
     base = results["recording off"]
+    proxy = results.get("litellm-proxy")
     for by_level in results.values():
         for level, row in by_level.items():
             row["vs_recording_off_rps"] = round(row["rps"] / base[level]["rps"], 3)
+            if proxy is not None:
+                row["vs_proxy_rps"] = round(row["rps"] / proxy[level]["rps"], 3)
     return {
         "mode": "features",
         "latency_ms": latency_ms,
@@ -411,7 +423,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--workers", type=int, default=1, help="server processes, each target")
     parser.add_argument(
-        "--features", action="store_true", help="Signoria only: recording off/on/+database key"
+        "--features",
+        action="store_true",
+        help="Signoria with recording off/on/+database key, then the proxy",
     )
     args = parser.parse_args()
     if args.features:
@@ -419,7 +433,8 @@ if __name__ == "__main__":
         print(json.dumps(report))
         for name, by_level in report["results"].items():
             cells = ", ".join(
-                f"c={c}: {r['rps']} rps, p50 {r['p50_ms']} ms, errors {r['errors']}"
+                f"c={c}: {r['rps']} rps ({r.get('vs_proxy_rps')}x proxy), p50 {r['p50_ms']} ms, "
+                f"errors {r['errors']}"
                 for c, r in by_level.items()
             )
             print(f"{name}: {cells}", file=sys.stderr)
