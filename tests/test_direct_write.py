@@ -22,6 +22,7 @@ from signoria.orchestrator.storage.schema import (
     Item,
     ModelCall,
     Run,
+    utcnow,
 )
 from signoria.orchestrator.storage.store import _DIRECT_WRITES
 from tests.test_router_r1_loop import QUESTION, answer, ask, config, route
@@ -168,3 +169,23 @@ async def test_sqlite_writers_in_parallel_never_share_an_id(tmp_path: Path) -> N
     finally:
         for store in stores:
             store.close()
+
+
+def test_values_read_back_exactly(store: Store) -> None:
+    """Floats to the last bit, dates to the microsecond, JSON's null apart from SQL's NULL
+    (PostgreSQL's rows travel as text, each value cast to its column's type)."""
+    from signoria.orchestrator.result import ExpertCall
+
+    cost = 0.1 + 0.2  # 0.30000000000000004: a float whose shortest repr has 17 digits
+    call = ExpertCall(expert="x", slot=0, text='é \\ " {a,b} NULL', cost=cost, tokens_in=3)
+    result = AskResult(answer="NULL", pipeline="p", calls=(call,), cost=cost, latency_s=1e-7)
+    run = store.create_run(kind="serve", run_id="exact")
+    before = utcnow()
+    store.record_items(run, [{"item_key": "k", "query": '{"a": [1, 2]}', "result": result}])
+    with store.session() as s:
+        item = s.scalars(select(Item).where(Item.run_id == run)).one()
+        stored = s.scalars(select(ModelCall).where(ModelCall.item_id == item.id)).one()
+        assert (item.cost, item.latency_s, stored.cost) == (cost, 1e-7, cost)
+        assert (item.answer, item.query, item.reference) == ("NULL", '{"a": [1, 2]}', None)
+        assert stored.text == 'é \\ " {a,b} NULL' and stored.tool_calls == []
+        assert before <= item.created_at <= utcnow()
