@@ -5,24 +5,19 @@ one needs (the calls need the item's, the aggregation inputs the calls'), inside
 COMMIT: on a server database every one of those is a loopback round trip, and a served
 request waits for its record's commit. Here the ids are drawn from the tables' sequences
 in one query and every row goes in one INSERT with data-modifying CTEs, each table's rows
-passed as one two-dimensional text array (a row per row, a column per column), each value
-cast to its column's type in the INSERT. One statement is one transaction, so an item is
+passed as one array per column (`unnest`). One statement is one transaction, so an item is
 still all there or not at all, and a duplicate key still fails the whole batch (the
 caller's cue to store item by item).
 
 Both statements have one text whatever the batch holds, written once per process from the
 tables' metadata: nothing is compiled per write, and the driver prepares them on the
-server after a few uses. One parameter per table (7), not one per column (68), because
-psycopg caches its parse of a statement's text only up to 50 parameters: past that it
-parsed the INSERT again on every write (0.21 ms), and dumped 68 arrays instead of 7. The
-rows are read from the ORM objects by `item_rows.py`.
+server after a few uses. The rows are read from the ORM objects by `item_rows.py`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -43,13 +38,12 @@ def insert_items(connection: Connection, items: Sequence[Item]) -> None:
     counts = {f"n{i}": len(by_table.get(table, ())) for i, table in enumerate(tables)}
     drawn = connection.exec_driver_sql(_ids_sql(), counts).one()
     give_ids(by_table, dict(zip(tables, drawn, strict=True)))
-    rows = {
-        f"t{i}": [
-            [_text(column, obj) for column in table.columns] for obj in by_table.get(table, ())
-        ]
+    columns = {
+        f"t{i}_{column.name}": [_value(column, obj) for obj in by_table.get(table, ())]
         for i, table in enumerate(tables)
+        for column in table.columns
     }
-    connection.exec_driver_sql(_insert_sql(connection.dialect), rows)
+    connection.exec_driver_sql(_insert_sql(connection.dialect), columns)
 
 
 @cache
@@ -70,29 +64,21 @@ def _insert_sql(dialect: Dialect) -> str:
     writes = []
     for i, table in enumerate(item_tables()):
         names = ", ".join(quote(column.name) for column in table.columns)
-        # Strings stay text and meet their VARCHAR(n) in the INSERT's assignment, which
-        # refuses an over-long value; a cast to VARCHAR(n) would cut it silently.
-        values = ", ".join(
-            f"r.v[n][{j}]"
-            + ("" if isinstance(column.type, String) else "::" + column.type.compile(dialect))
-            for j, column in enumerate(table.columns, start=1)
+        # Strings travel as text and meet their VARCHAR(n) in the INSERT's assignment,
+        # which refuses an over-long value; a cast to VARCHAR(n) would cut it silently.
+        arrays = ", ".join(
+            f"%(t{i}_{column.name})s::"
+            + ("TEXT" if isinstance(column.type, String) else column.type.compile(dialect))
+            + "[]"
+            for column in table.columns
         )
-        rows = f"(SELECT %(t{i})s::TEXT[] AS v) AS r, generate_subscripts(r.v, 1) AS n"
-        writes.append(f"INSERT INTO {quote(table.name)} ({names}) SELECT {values} FROM {rows}")
+        writes.append(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})")
     *first, last = writes
     ctes = ", ".join(f"write_{i} AS ({write})" for i, write in enumerate(first))
     return f"WITH {ctes} {last}"
 
 
-def _text(column: Any, obj: Any) -> str | None:
-    """The object's value for `column` as the text its cast reads back exactly: JSON as
-    its text (None as JSON's null, as the ORM stores it), a float as its shortest repr,
-    a date in ISO form, None as NULL."""
+def _value(column: Any, obj: Any) -> Any:
+    """The object's value for `column` as psycopg takes it in an array: JSON as its text."""
     value = column_value(column, obj)
-    if isinstance(column.type, JSON):
-        return json.dumps(value)
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat(" ")
-    return str(value)
+    return json.dumps(value) if isinstance(column.type, JSON) else value
