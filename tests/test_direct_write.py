@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from signoria.orchestrator.result import AskResult
+from signoria.orchestrator.result import AskResult, ExpertCall
 from signoria.orchestrator.storage import Store
 from signoria.orchestrator.storage.rows import ItemFields, new_item
 from signoria.orchestrator.storage.schema import (
@@ -172,10 +172,10 @@ async def test_sqlite_writers_in_parallel_never_share_an_id(tmp_path: Path) -> N
 
 
 def test_values_read_back_exactly(store: Store) -> None:
-    """Floats to the last bit, dates to the microsecond, JSON's null apart from SQL's NULL
-    (PostgreSQL's rows travel as text, each value cast to its column's type)."""
-    from signoria.orchestrator.result import ExpertCall
-
+    """Values that a text or array encoding could bend read back as given: a float whose
+    shortest form needs 17 digits, quotes, backslashes, braces and the word NULL inside
+    text, an empty JSON list, a missing reference as SQL NULL, and a creation time
+    within the write."""
     cost = 0.1 + 0.2  # 0.30000000000000004: a float whose shortest repr has 17 digits
     call = ExpertCall(expert="x", slot=0, text='é \\ " {a,b} NULL', cost=cost, tokens_in=3)
     result = AskResult(answer="NULL", pipeline="p", calls=(call,), cost=cost, latency_s=1e-7)
