@@ -1,15 +1,13 @@
 """Does the answer-aware cascade buy the best single model's quality for less? Held out.
 
     .venv/bin/python -m benchmarks.cascade_quality [--seeds 0 1 2 3 4] [--validation-only]
-        [--query-prior] [--split]
 
 For each seed s, the RouterBench table is carved first: test = `split(0.3, seed=1000+s)`,
 never read before the final evaluation. Everything else is chosen on the training side:
-the cascade's chain and knob on 5 cross-fitted folds of it (`route cascade train`'s
-search, seed s; `--split`: on one 30% validation split, as before 2026-12-08), for
-three targets relative to the best single model of the training rows (GPT-4): the best
-quality within 25% and within 50% of its cost, and the cheapest point reaching its
-quality. Each chosen cascade is refitted on all training
+the cascade's chain and knob on a validation split of it (`route cascade train`'s
+search, salted seed s), for three targets relative to the best single model of the
+training rows (GPT-4): the best quality within 25% and within 50% of its cost, and the
+cheapest point reaching its quality. Each chosen cascade is refitted on all training
 rows and run once on the test rows, beside:
 - best-single (chosen on training rows), the cheapest model, and random routing between
   the two at the cascade's own cost (expected value, exact);
@@ -56,7 +54,6 @@ GPT4, MIXTRAL, YI, GPT35 = (
 )
 CACHE = Path("/tmp/signoria-cascade-bench-embeddings.npz")
 EMBEDDER = Embedder.load(CACHE)
-SEARCH = {"split": False}  # set from --split
 TARGETS = {
     "within_25pct_cost": Target(cost_ratio=0.25),
     "within_50pct_cost": Target(cost_ratio=0.5),
@@ -171,11 +168,10 @@ def one_seed(
         chain=None,
         value_usd=None,
         targets=list(TARGETS.values()),
-        validation=0.3 if SEARCH["split"] else None,
+        validation=0.3,
         seed=seed,
         options=options,
         embedder=EMBEDDER,
-        folds=5,
     )
     out["search_seconds"] = round(time.perf_counter() - t0, 1)
     for name, (cascade, report) in zip(TARGETS, fitted, strict=True):
@@ -254,9 +250,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--validation-only", action="store_true")
     parser.add_argument("--query-prior", action="store_true", help="cascade option query_prior")
-    parser.add_argument("--split", action="store_true", help="one validation split, no folds")
     args = parser.parse_args()
-    SEARCH["split"] = args.split
     table = load_table(args.data / "train.jsonl", load_models(args.data / "models.json"))
     t0 = time.perf_counter()
     options = {"query_prior": True} if args.query_prior else {}
@@ -269,7 +263,6 @@ def main() -> None:
         "rows": len(table),
         "seeds": args.seeds,
         "options": options,
-        "search": "one 30% validation split" if args.split else "5 cross-fitted folds",
         "machine": f"{platform.machine()}, 2 cores, python {platform.python_version()}",
         "seconds": round(time.perf_counter() - t0, 1),
         "runs": runs,

@@ -209,20 +209,16 @@ def cascade_train(
         float | None,
         typer.Option(help="Search: cheapest point reaching this share of its quality."),
     ] = None,
-    folds: Annotated[
-        int, typer.Option(min=2, max=20, help="Search on this many folds (cross-fitted).")
-    ] = 5,
     validation: Annotated[
-        float | None,
-        typer.Option(min=0.05, max=0.9, help="Search on one split of this share instead."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the folds or the validation split.")] = 0,
+        float, typer.Option(min=0.05, max=0.9, help="Share of the table held out for the search.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
     option: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE: final=vote, regularisation=0.5, prior=2.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fit a cascade; what is not given is chosen on folds of --train (cross-fitted)."""
+    """Fit a cascade; what is not given is chosen on a validation split of --train."""
     from signoria.orchestrator.cascade.commands import train_command
     from signoria.routers.commands import parse_options
 
@@ -237,7 +233,6 @@ def cascade_train(
         validation=validation,
         seed=seed,
         options=parse_options(option or []),
-        folds=folds,
     )
     print(json.dumps(report) if as_json else json.dumps(report, indent=1))
 

@@ -41,15 +41,6 @@ class PolicyOutcome:
         calls[rows, choice] = 1.0
         return cls(score=table.scores[rows, choice], cost=table.costs[rows, choice], calls=calls)
 
-    @classmethod
-    def concat(cls, parts: Sequence[PolicyOutcome]) -> PolicyOutcome:
-        """One outcome over the rows of several (cross-fitted folds, say), in order."""
-        return cls(
-            score=np.concatenate([p.score for p in parts]),
-            cost=np.concatenate([p.cost for p in parts]),
-            calls=np.concatenate([p.calls for p in parts]),
-        )
-
     def quality(self) -> float:
         return float(self.score.mean()) if self.score.size else float("nan")
 

@@ -16,7 +16,7 @@ from signoria.agents.types import ModelCard
 from signoria.errors import ConfigError
 from signoria.orchestrator.cascade.features import Answer, log_odds, stage_features, weighted_vote
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.orchestrator.cascade.search import Target, choose, choose_by_folds, folds_of
+from signoria.orchestrator.cascade.search import Target, choose
 from signoria.orchestrator.config import load_config
 from signoria.orchestrator.pipeline import Pipeline, PipelineFailed
 from signoria.orchestrator.sdk import Orchestrator
@@ -181,48 +181,6 @@ def test_the_search_meets_a_cost_target_on_validation() -> None:
     assert choice.chain[-1] == (STRONG,)
 
 
-def test_folds_hold_every_row_out_exactly_once_and_never_fit_on_it() -> None:
-    table = table_of(synthetic(200, 4))
-    parts = folds_of(table, 5, seed=3)
-    assert len(parts) == 5
-    held = [r.id for _, h in parts for r in h.rows]
-    assert sorted(held) == sorted(r.id for r in table.rows)  # each row exactly once
-    for fit, h in parts:
-        assert not {r.id for r in fit.rows} & {r.id for r in h.rows}
-        assert len(fit) + len(h) == len(table)
-    again = folds_of(table, 5, seed=3)  # by row id: the same folds every time
-    assert [[r.id for r in h.rows] for _, h in again] == [[r.id for r in h.rows] for _, h in parts]
-    assert [r.id for r in folds_of(table, 5, seed=4)[0][1].rows] != [r.id for r in parts[0][1].rows]
-
-
-def test_the_search_by_folds_meets_a_cost_target_over_every_row(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    table = table_of(synthetic(300, 2))
-    fitted_on: list[set[str]] = []
-    real_fit = AnswerCascade.fit
-
-    def recording_fit(
-        train: RoutingTable, settings: CascadeSettings, embedder: object = None
-    ) -> AnswerCascade:
-        fitted_on.append({r.id for r in train.rows})
-        return real_fit(train, settings)
-
-    monkeypatch.setattr(AnswerCascade, "fit", staticmethod(recording_fit))
-    chains = [((CHEAP,), (STRONG,)), ((CHEAP, SECOND), (STRONG,))]
-    (choice,) = choose_by_folds(table, [Target(cost_ratio=0.5)], 5, 0, chains)
-    # Every candidate fitted once per fold, each time without that fold's rows.
-    assert len(fitted_on) == 2 * 5
-    assert all(len(ids) < len(table) for ids in fitted_on)
-    assert choice.reference.cost == pytest.approx(PRICES[STRONG] * len(table))  # all rows
-    assert choice.validation.cost is not None
-    assert choice.validation.cost <= 0.5 * choice.reference.cost
-    assert choice.validation.quality > 0.95
-    assert choice.chain == ((CHEAP, SECOND), (STRONG,))  # agreement is the signal
-    with pytest.raises(ValueError, match="cannot make"):
-        choose_by_folds(table_of(synthetic(1, 0)), [Target(cost_ratio=0.5)], 5, 0, chains)
-
-
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SIGNORIA, *args], capture_output=True, text=True, timeout=300)
 
@@ -262,41 +220,6 @@ def test_cli_trains_and_sweeps_on_recorded_routerbench_rows(tmp_path: Path) -> N
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert "final" in bad.stderr
-
-
-def test_cli_searches_on_folds_by_default_and_refuses_too_few_rows(tmp_path: Path) -> None:
-    table = load_routing_table(TINY, load_models(TINY_MODELS))
-    train, _ = table.split(0.3, seed=0)
-    (tmp_path / "train.jsonl").write_text(
-        "".join(json.dumps(r.model_dump()) + "\n" for r in train.rows)
-    )
-    chain = "mistralai/mixtral-8x7b-chat;gpt-4-1106-preview"
-    common = ["--models", str(TINY_MODELS), "--out", str(tmp_path / "c.json"), "--chain", chain]
-    trained = run_cli(
-        "route", "cascade", "train", "--train", str(tmp_path / "train.jsonl"), *common,
-        "--folds", "3", "--json",
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
-    validation = json.loads(trained.stdout)["validation"]
-    assert validation["folds"] == 3 and validation["rows"] == len(train)
-    split = run_cli(
-        "route", "cascade", "train", "--train", str(tmp_path / "train.jsonl"), *common,
-        "--validation", "0.3", "--json",
-    )  # fmt: skip
-    assert split.returncode == 0, split.stderr
-    assert "folds" not in json.loads(split.stdout)["validation"]
-    (tmp_path / "one.jsonl").write_text(json.dumps(train.rows[0].model_dump()) + "\n")
-    tiny = run_cli(
-        "route", "cascade", "train", "--train", str(tmp_path / "one.jsonl"), *common
-    )  # fmt: skip
-    assert tiny.returncode != 0
-    assert tiny.stderr.strip().splitlines() == [tiny.stderr.strip()]
-    assert "too small for 5 folds" in tiny.stderr
-    one_fold = run_cli(
-        "route", "cascade", "train", "--train", str(tmp_path / "train.jsonl"), *common,
-        "--folds", "1",
-    )  # fmt: skip
-    assert one_fold.returncode == 2 and "--folds" in one_fold.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """`signoria route cascade train|eval`: fit an answer-aware cascade on an outcome table,
-choosing its chain and knob on folds of it (or one validation split); evaluate it, as a
-point or as a whole cost-quality curve, on held-out rows beside every single model."""
+choosing its chain and knob on a validation split of it; evaluate it, as a point or as a
+whole cost-quality curve, on held-out rows beside every single model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from signoria.errors import UsageError
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.orchestrator.cascade.search import Choice, Target, choose_by_folds, choose_many
+from signoria.orchestrator.cascade.search import Target, choose_many
 from signoria.registry import validation_problem
 from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.embedding import Embedder
@@ -50,14 +50,12 @@ def train_cascade(
     chain: str | None,
     value_usd: float | None,
     target: Target | None,
-    validation: float | None,
+    validation: float,
     seed: int,
     options: dict[str, Any],
-    folds: int = 5,
 ) -> tuple[AnswerCascade, dict[str, Any]]:
-    """Fit on all of `table`; what is not given (chain, value) is chosen on `folds` folds
-    of `table` itself, or on one `validation` split of it when that is given (both by a
-    hash of seed and row id), never on other rows."""
+    """Fit on all of `table`; what is not given (chain, value) is chosen on a validation
+    split of `table` itself (by a hash of seed and row id), never on other rows."""
     target = target or Target(cost_ratio=0.5)
     return train_for_targets(
         table,
@@ -67,7 +65,6 @@ def train_cascade(
         validation=validation,
         seed=seed,
         options=options,
-        folds=folds,
     )[0]
 
 
@@ -77,22 +74,28 @@ def train_for_targets(
     chain: str | None,
     value_usd: float | None,
     targets: list[Target],
-    validation: float | None,
+    validation: float,
     seed: int,
     options: dict[str, Any],
     embedder: Embedder | None = None,
-    folds: int = 5,
 ) -> list[tuple[AnswerCascade, dict[str, Any]]]:
     """`train_cascade` for several targets from one search (one sweep per candidate)."""
     if chain is not None and value_usd is not None:
         settings = settings_from({**options, "chain": parse_chain(chain), "value_usd": value_usd})
         report = {"rows": len(table), "settings": settings.model_dump(mode="json")}
         return [(AnswerCascade.fit(table, settings, embedder), report) for _ in targets]
+    # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
+    # hash every row to the same side again and leave no validation rows.
+    fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
+    if len(val_rows) == 0 or len(fit_rows) == 0:
+        raise UsageError(
+            "the table is too small for a validation split; give --chain and --value-usd"
+        )
     # Options are checked against a placeholder chain until the search picks one.
     placeholder = parse_chain(chain) if chain else (("?",), ("?",))
     base = settings_from({**options, "chain": placeholder})
     chains = [base.chain] if chain else None
-    choices, validated = _search(table, targets, validation, folds, seed, chains, base, embedder)
+    choices = choose_many(fit_rows, val_rows, targets, chains, base, embedder)
     fitted = []
     for choice in choices:
         value = choice.validation.param if value_usd is None else value_usd
@@ -100,7 +103,7 @@ def train_for_targets(
         report = {
             "rows": len(table),
             "validation": {
-                **validated,
+                "rows": len(val_rows),
                 "chains_tried": choice.tried,
                 "point": choice.validation.as_json(),
                 "best_single": choice.reference.as_json(),
@@ -109,32 +112,6 @@ def train_for_targets(
         }
         fitted.append((AnswerCascade.fit(table, settings, embedder), report))
     return fitted
-
-
-def _search(
-    table: RoutingTable,
-    targets: list[Target],
-    validation: float | None,
-    folds: int,
-    seed: int,
-    chains: list[tuple[tuple[str, ...], ...]] | None,
-    base: CascadeSettings,
-    embedder: Embedder | None,
-) -> tuple[list[Choice], dict[str, Any]]:
-    """The choices and what they were validated on: folds of `table`, or one split."""
-    too_small = "the table is too small for {}; give --chain and --value-usd"
-    if validation is None:
-        try:
-            choices = choose_by_folds(table, targets, folds, seed, chains, base, embedder)
-        except ValueError:
-            raise UsageError(too_small.format(f"{folds} folds")) from None
-        return choices, {"rows": len(table), "folds": folds}
-    # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
-    # hash every row to the same side again and leave no validation rows.
-    fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
-    if len(val_rows) == 0 or len(fit_rows) == 0:
-        raise UsageError(too_small.format("a validation split"))
-    return choose_many(fit_rows, val_rows, targets, chains, base, embedder), {"rows": len(val_rows)}
 
 
 def evaluate_cascade(
@@ -173,10 +150,9 @@ def train_command(
     value_usd: float | None,
     cost_ratio: float | None,
     quality_ratio: float | None,
-    validation: float | None,
+    validation: float,
     seed: int,
     options: dict[str, Any],
-    folds: int = 5,
 ) -> dict[str, Any]:
     target = None
     if cost_ratio is not None or quality_ratio is not None:
@@ -193,7 +169,6 @@ def train_command(
         validation=validation,
         seed=seed,
         options=options,
-        folds=folds,
     )
     cascade.save(out)
     return {"out": str(out), **report}

@@ -5,12 +5,6 @@ of the most accurate *cheap* models (mean cost at most a quarter of the strong o
 asked one after the other, cheapest first, or the first two together. Each candidate is
 fitted on the training part, swept on the validation part, and the (chain, value) that
 meets the target best is refitted on all training rows. The test rows are never seen.
-
-By folds (`choose_by_folds`, the CLI's default) every training row is a validation row
-once: each candidate is fitted k times, each time on all folds but one and swept on the
-one left out, and the curve is over every row. One 30% split decided on a few hundred
-rows, so the knob it picked for "25% of the cost" landed anywhere between 13% and 27%
-on new rows; cross-fitting lands nearer the target and higher (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,13 +17,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
-from signoria.routers.data import RoutingTable, split_point
+from signoria.routers.data import RoutingTable
 from signoria.routers.embedding import Embedder
-from signoria.routers.policy import CurvePoint, PolicyOutcome, best_single, single_point, sweep
+from signoria.routers.policy import CurvePoint, best_single, single_point, sweep
 
 Chain = tuple[tuple[str, ...], ...]
-# Salts the fold hash, so that folds are not the halves of an earlier split by the same seed.
-FOLD_SALT = 48611
 
 
 class Target(BaseModel):
@@ -118,54 +110,13 @@ def choose_many(
     quality, then cheapest) is returned: the caller reports what it reaches.
     """
     reference = single_point(validation, best_single(train))
+    candidates = list(chains or candidate_chains(train))
     curves: list[tuple[Chain, list[CurvePoint]]] = []
-    for chain in chains or candidate_chains(train):
-        cascade = AnswerCascade.fit(train, _settings(chain, base), embedder)
+    for chain in candidates:
+        settings = (base or CascadeSettings(chain=chain)).model_copy(update={"chain": chain})
+        cascade = AnswerCascade.fit(train, settings, embedder)
         curves.append((chain, sweep(cascade, validation)))
     return [_best(curves, reference, target) for target in targets]
-
-
-def folds_of(table: RoutingTable, folds: int, seed: int) -> list[tuple[RoutingTable, RoutingTable]]:
-    """(fit rows, held-out rows) per fold, by a hash of (seed, row id): stable per row."""
-    fold = np.array([int(split_point(r.id, FOLD_SALT + seed) * folds) for r in table.rows])
-    parts = [
-        (np.flatnonzero(fold != k).tolist(), np.flatnonzero(fold == k).tolist())
-        for k in range(folds)
-    ]
-    return [(table.subset(fit), table.subset(held)) for fit, held in parts if fit and held]
-
-
-def choose_by_folds(
-    table: RoutingTable,
-    targets: Sequence[Target],
-    folds: int,
-    seed: int,
-    chains: Sequence[Chain] | None = None,
-    base: CascadeSettings | None = None,
-    embedder: Embedder | None = None,
-) -> list[Choice]:
-    """`choose_many` with every row of `table` validated once, by a model fitted on the
-    other folds (cross-fitting): the curve of a candidate is over all of `table`."""
-    parts = folds_of(table, folds, seed)
-    if len(parts) < 2:
-        raise ValueError(f"{len(table)} rows cannot make {folds} folds")
-    reference = single_point(table, best_single(table))
-    curves: list[tuple[Chain, list[CurvePoint]]] = []
-    for chain in chains or candidate_chains(table):
-        settings = _settings(chain, base)
-        fitted = [(AnswerCascade.fit(fit, settings, embedder), held) for fit, held in parts]
-        curve = [
-            CurvePoint.of(
-                v, PolicyOutcome.concat([c.outcome_at(v, h) for c, h in fitted]), table.models
-            )
-            for v in fitted[0][0].sweep_values()
-        ]
-        curves.append((chain, curve))
-    return [_best(curves, reference, target) for target in targets]
-
-
-def _settings(chain: Chain, base: CascadeSettings | None) -> CascadeSettings:
-    return (base or CascadeSettings(chain=chain)).model_copy(update={"chain": chain})
 
 
 def _best(
