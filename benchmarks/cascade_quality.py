@@ -11,6 +11,9 @@ cheapest point reaching its quality. Each chosen cascade is refitted on all trai
 rows and run once on the test rows, beside:
 - best-single (chosen on training rows), the cheapest model, and random routing between
   the two at the cascade's own cost (expected value, exact);
+- for the cost targets, the same cascade holding its budget with a pacer (`budget_usd` =
+  the target share of the best single model's mean cost on the training rows; the test
+  rows arrive in an order fixed by a hash of their ids), added 2026-12-08;
 - the hand rule of issue 18 (Mixtral-8x7B and Yi-34B; accept when their letters agree,
   else GPT-4; MBPP to GPT-3.5), fixed in advance;
 - two-model (RouteLLM style, GPT-4 vs Mixtral only): the cascade (Mixtral, then GPT-4)
@@ -38,9 +41,10 @@ from scipy import stats
 
 from signoria.orchestrator.answers import extract_letter
 from signoria.orchestrator.cascade.commands import train_for_targets
+from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.orchestrator.cascade.search import Target
-from signoria.routers.data import RoutingTable, load_models, load_table
+from signoria.routers.data import RoutingTable, load_models, load_table, split_point
 from signoria.routers.embedding import Embedder
 from signoria.routers.metrics import cpt, pgr_curve, two_model_report
 from signoria.routers.policy import best_single
@@ -187,6 +191,13 @@ def one_seed(
             entry["test"]["vs_best_single"] = paired_bootstrap(
                 outcome.score, test.scores[:, j], seed
             )
+            share = TARGETS[name].cost_ratio
+            if share is not None:  # the same cascade holding the budget with a pacer
+                budget = share * float(train.costs[:, train.models.index(strong)].mean())
+                pacer = Pacer(budget, cascade.settings.value_usd)
+                paced = cascade.outcome(arriving(test), pacer=pacer)
+                entry["test_paced"] = point(paced.score, paced.cost, ref_cost, ref_quality)
+                entry["test_paced"]["budget_usd"] = budget
         out[name] = entry
     if not validation_only:
         score, cost = hand_rule(test)
@@ -222,6 +233,11 @@ def _figures(run: dict[str, Any], name: str, validation_only: bool) -> tuple[flo
     return chosen["quality"], chosen["cost"] / ref["cost"], chosen["quality"] / ref["quality"]
 
 
+def arriving(table: RoutingTable) -> RoutingTable:
+    """The rows as live traffic would bring them: mixed, in an order fixed by their ids."""
+    return table.subset(sorted(range(len(table)), key=lambda i: split_point(table.rows[i].id, 77)))
+
+
 def summarise(runs: list[dict[str, Any]], validation_only: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in TARGETS:
@@ -232,6 +248,11 @@ def summarise(runs: list[dict[str, Any]], validation_only: bool) -> dict[str, An
             "cost_ratio": interval([f[1] for f in figures]),
             "quality_ratio": interval([f[2] for f in figures]),
         }
+        if not validation_only and "test_paced" in runs[0][name]:
+            summary[f"{name}_paced"] = {
+                k: interval([r[name]["test_paced"][k] for r in runs])
+                for k in ("quality", "cost_ratio", "quality_ratio")
+            }
     if not validation_only:
         summary["best_single_quality"] = interval([r["best_single_test"]["quality"] for r in runs])
         summary["hand_rule"] = {

@@ -59,6 +59,8 @@ class CascadeStep(BaseModel):
     answer: str | None = None
     # Where it went on to (the next stage, or straight to the last); None once accepted.
     next_stage: int | None = None
+    # The knob the decision was made at (a pacer moves it as queries come).
+    value_usd: float | None = None
 
 
 class PolicyTurn(BaseModel):

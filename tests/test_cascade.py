@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import yaml
 from signoria.agents.types import ModelCard
 from signoria.errors import ConfigError
 from signoria.orchestrator.cascade.features import Answer, log_odds, stage_features, weighted_vote
+from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.orchestrator.cascade.search import Target, choose
 from signoria.orchestrator.config import load_config
@@ -372,3 +374,61 @@ def test_query_priors_join_the_features_and_survive_the_file(tmp_path: Path) -> 
     assert again.priors is not None
     assert np.allclose(again.query_priors(test.queries), priors, atol=1e-5)
     assert (again.outcome(test).calls == cascade.outcome(test).calls).all()
+
+
+def test_a_pacer_moves_the_knob_against_the_spend() -> None:
+    pacer = Pacer(budget_usd=0.01, value_usd=1.0, rate=0.1)
+    pacer.spent(0.05)  # four budgets over: the knob falls
+    assert pacer.value_usd == pytest.approx(np.exp(-0.4))
+    pacer.spent(0.0)  # nothing spent: it rises again
+    assert pacer.value_usd == pytest.approx(np.exp(-0.3))
+    for bad in ({"budget_usd": 0.0}, {"rate": 0.0}):
+        with pytest.raises(ValueError, match="positive"):
+            Pacer(**{"budget_usd": 0.01, "value_usd": 1.0, **bad})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("budget", [0.006, 0.012])
+def test_pacing_holds_the_mean_spend_where_the_trained_knob_does_not(
+    fitted: tuple[AnswerCascade, RoutingTable], budget: float
+) -> None:
+    cascade, _ = fitted
+    test = table_of(synthetic(3000, 7))
+    static = cascade.outcome(test)  # escalates every disagreement: about 0.018 a query
+    assert static.cost.mean() > 1.4 * budget
+    paced = cascade.outcome(test, pacer=Pacer(budget, cascade.settings.value_usd))
+    assert paced.cost.mean() == pytest.approx(budget, rel=0.1)
+    # Spending less buys less, but still more than never escalating.
+    never = cascade.with_value(0.0).outcome(test)
+    assert never.quality() < paced.quality() < static.quality()
+
+
+async def test_live_pacing_stops_escalating_once_the_budget_is_spent(cascade_file: Path) -> None:
+    def experts() -> dict[str, Any]:  # unpriced: spend is the stages' training means
+        return pool(
+            scripted(CHEAP, price=None, answer="A"),
+            scripted(SECOND, price=None, answer="B"),
+            scripted(STRONG, price=None, answer="The answer is (A)"),
+        )
+
+    unpaced = cascade_pipeline(cascade_file)
+    paced = pipeline(
+        [CHEAP, SECOND], build("cascade", file=str(cascade_file), budget_usd=0.004, pace_rate=0.5)
+    )
+    first, second = [await paced.run(MCQ, experts()) for _ in range(2)]
+    assert first.aggregation is not None and second.aggregation is not None
+    assert [s.accept for s in first.aggregation.steps] == [False, True]
+    assert first.aggregation.steps[0].value_usd == pytest.approx(0.5)  # the trained knob
+    # 0.053 spent against 0.004: the knob fell, and the same doubt is now accepted.
+    assert [s.accept for s in second.aggregation.steps] == [True]
+    assert (second.aggregation.steps[0].value_usd or 1.0) < 0.01
+    assert [c.expert for c in second.calls] == [CHEAP, SECOND]
+    again = await unpaced.run(MCQ, experts())  # without a budget: still escalates
+    assert again.aggregation is not None and len(again.aggregation.steps) == 2
+
+
+def test_a_bad_budget_is_a_config_error_at_its_key(replay_config: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(replay_config.read_text())
+    config["pipelines"]["cascade"]["aggregator"]["budget_usd"] = 0
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"pipelines\.cascade\.aggregator\.budget_usd"):
+        load_config(tmp_path / "config.yaml")

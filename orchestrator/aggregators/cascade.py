@@ -8,6 +8,9 @@ scorer escalates, it asks the next stage through the request's own call runner (
 budget, deadline, retries, breakers and trace, recorded as expert calls), and stops
 calling experts as soon as it accepts. The trace's `aggregation.steps` shows each stage's
 score, the gain it expected from going on, and the decision.
+
+With `budget_usd`, a pacer (`cascade.pacing`) holds the pipeline's mean spend per query at
+that budget by moving the knob after every request; each step shows the knob it used.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from signoria.orchestrator.aggregators.protocol import (
 )
 from signoria.orchestrator.answers import AnswerKind
 from signoria.orchestrator.cascade.features import Answer, answer_kind
+from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade
 from signoria.orchestrator.result import Aggregate, CascadeStep
 from signoria.routers.data import RoutingDataError
@@ -41,6 +45,12 @@ class CascadeParams(BaseModel):
         default=None, ge=0.0, description="override the trained knob: worth of a right answer"
     )
     answer: AnswerKind = "auto"
+    budget_usd: float | None = Field(
+        default=None, gt=0.0, description="mean USD per query to hold; the knob moves to hold it"
+    )
+    pace_rate: float = Field(
+        default=0.05, gt=0.0, le=1.0, description="how far one request moves the knob"
+    )
 
     def model_refs(self) -> dict[str, str]:
         """The chain's models, so that the config check names one the pool lacks."""
@@ -56,6 +66,11 @@ class AnswerAwareCascade:
         self.params = params
         policy = AnswerCascade.load(params.file)
         self.policy = policy if params.value_usd is None else policy.with_value(params.value_usd)
+        self.pacer = (
+            None
+            if params.budget_usd is None
+            else Pacer(params.budget_usd, self.policy.settings.value_usd, params.pace_rate)
+        )
 
     async def aggregate(
         self, query: str, completions: Sequence[Completion], ctx: AggregationContext
@@ -77,9 +92,12 @@ class AnswerAwareCascade:
         while stage is not None:
             if stage > 0:
                 got += await self._ask(chain[stage], len(got), ctx)
-            step = self.policy.step(stage, self._answers(got, kind, query), kind, prior)
+            value = None if self.pacer is None else self.pacer.value_usd
+            step = self.policy.step(stage, self._answers(got, kind, query), kind, prior, value)
             steps.append(step)
             stage = step.next_stage
+        if self.pacer is not None:
+            self.pacer.spent(self._spend(got, kind, [s.stage for s in steps]))
         index = self.policy.chosen(self._answers(got, kind, query), kind, len(steps) - 1)
         if not (got[index].ok and got[index].text.strip()):
             # The chosen stage failed (budget, timeout): the first answer that exists.
@@ -96,6 +114,14 @@ class AnswerAwareCascade:
             steps=tuple(steps),
             finish_reason=got[index].finish_reason,
         )
+
+    def _spend(self, got: Sequence[Completion], kind: AnswerKind, stages: list[int]) -> float:
+        """What this request's calls cost: their reported USD, or, when a price is unknown,
+        the stages' mean training cost (the figure the knob was trained against)."""
+        costs = [c.cost for c in got]
+        if all(c is not None for c in costs):
+            return float(sum(c for c in costs if c is not None))
+        return self.policy.expected_spend(kind, stages)
 
     @staticmethod
     def _answers(got: Sequence[Completion], kind: AnswerKind, query: str) -> list[Answer]:

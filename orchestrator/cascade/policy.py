@@ -35,6 +35,7 @@ from signoria.orchestrator.answers import AnswerKind
 from signoria.orchestrator.cascade.features import Answer, Vote, answer_kind
 from signoria.orchestrator.cascade.features import stage_features as features_of
 from signoria.orchestrator.cascade.fitting import Scorer, stage_costs, weights_by_kind
+from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.priors import QueryPriors
 from signoria.orchestrator.result import CascadeStep
 from signoria.routers.data import RoutingDataError, RoutingTable
@@ -187,20 +188,26 @@ class AnswerCascade:
         return vote.first if vote.first is not None else len(answers) - 1
 
     def decide(
-        self, stage: int, probabilities: Sequence[float], kind: AnswerKind
+        self,
+        stage: int,
+        probabilities: Sequence[float],
+        kind: AnswerKind,
+        value_usd: float | None = None,
     ) -> tuple[bool, int, float, float | None]:
         """(accept, next stage, its gain, its expected extra cost) from P[stage, j], j >= stage.
 
         Going on means either the next stage (worth it if some stage j before the last,
         reached through every stage up to j, pays for itself) or straight to the last
         stage, skipping the ones between: paying them on the way to the strongest model
-        would buy nothing its answer does not already bring.
+        would buy nothing its answer does not already bring. `value_usd`: the knob now
+        (a pacer's), else the trained one.
         """
         last = len(self.settings.chain) - 1
         if stage >= last:
             return True, last, 0.0, None
         costs = self.stage_cost.get(kind) or self.stage_cost["all"]
-        now, value = probabilities[0], self.settings.value_usd
+        now = probabilities[0]
+        value = self.settings.value_usd if value_usd is None else value_usd
         options = []
         for j, p in enumerate(probabilities[1:], start=stage + 1):
             extra = float(costs[last]) if j == last else float(sum(costs[stage + 1 : j + 1]))
@@ -216,9 +223,11 @@ class AnswerCascade:
         answers: Sequence[Answer],
         kind: AnswerKind,
         prior: np.ndarray | None = None,
+        value_usd: float | None = None,
     ) -> CascadeStep:
         """The live decision after `stage` (answers in chain order, all stages so far;
-        `prior`: the query's row of `query_priors` when the cascade uses them)."""
+        `prior`: the query's row of `query_priors` when the cascade uses them; `value_usd`:
+        a pacer's knob, else the trained one)."""
         x, vote = self._features(answers, kind, prior)
         last = len(self.settings.chain) - 1
         if stage >= last:
@@ -235,7 +244,7 @@ class AnswerCascade:
         probabilities = [
             float(self.scorers[(stage, j)].probability(x)[0]) for j in range(stage, last + 1)
         ]
-        accept, target, gain, extra = self.decide(stage, probabilities, kind)
+        accept, target, gain, extra = self.decide(stage, probabilities, kind, value_usd)
         return CascadeStep(
             stage=stage,
             models=self.settings.chain[stage],
@@ -245,6 +254,7 @@ class AnswerCascade:
             accept=accept,
             next_stage=None if accept else target,
             answer=answers[self.answer_index(answers, vote, stage)].value,
+            value_usd=self.settings.value_usd if value_usd is None else value_usd,
         )
 
     # -- offline ----------------------------------------------------------------------------
@@ -288,9 +298,17 @@ class AnswerCascade:
                     probability[(k, j)] = self.scorers[(k, j)].probability(x)
         return Prepared(kinds=kinds, answers=answers, votes=votes, probability=probability)
 
-    def outcome(self, table: RoutingTable, prepared: Prepared | None = None) -> PolicyOutcome:
+    def expected_spend(self, kind: AnswerKind, stages: Sequence[int]) -> float:
+        """Mean training cost of the given stages for this kind of answer."""
+        costs = self.stage_cost.get(kind) or self.stage_cost["all"]
+        return float(sum(costs[k] for k in stages))
+
+    def outcome(
+        self, table: RoutingTable, prepared: Prepared | None = None, pacer: Pacer | None = None
+    ) -> PolicyOutcome:
         """What the cascade does on each row: the score of its answer, the recorded cost
-        of every call it made, and the calls per model."""
+        of every call it made, and the calls per model. With a `pacer`, the rows are
+        queries arriving in table order, each decided at the pacer's knob of the moment."""
         prepared = prepared or self.prepare(table)
         last = len(self.settings.chain) - 1
         score = np.zeros(len(table))
@@ -310,12 +328,15 @@ class AnswerCascade:
                 if k == last:
                     break
                 p = [float(prepared.probability[(k, j)][i]) for j in range(k, last + 1)]
-                accept, k_next, _, _ = self.decide(k, p, prepared.kinds[i])
+                value = None if pacer is None else pacer.value_usd
+                accept, k_next, _, _ = self.decide(k, p, prepared.kinds[i], value)
                 if accept:
                     break
                 k = k_next
             model = called[self.chosen(called, prepared.kinds[i], k)].model
             score[i] = table.scores[i, table.models.index(model)]
+            if pacer is not None:
+                pacer.spent(float(np.nan_to_num(cost[i])))
         return PolicyOutcome(score=score, cost=cost, calls=calls)
 
     # -- Sweepable ----------------------------------------------------------------------------
