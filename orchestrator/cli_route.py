@@ -244,12 +244,23 @@ def cascade_eval(
     models: Annotated[Path, typer.Option(help="Models file (JSON).")],
     sweep: Annotated[bool, typer.Option("--sweep", help="The whole cost-quality curve.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Curve and baselines (PNG).")] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(help="Hold this mean USD per query (paced; above 0)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """The cascade beside every single model and the oracle on held-out rows."""
     from signoria.orchestrator.cascade.commands import eval_command
 
-    result = eval_command(cascade=cascade, test=test, models=models, with_sweep=sweep, plot=plot)
+    result = eval_command(
+        cascade=cascade,
+        test=test,
+        models=models,
+        with_sweep=sweep,
+        plot=plot,
+        budget_usd=budget_usd,
+    )
     if as_json:
         print(json.dumps(result))
         return

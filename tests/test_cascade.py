@@ -215,6 +215,29 @@ def test_cli_trains_and_sweeps_on_recorded_routerbench_rows(tmp_path: Path) -> N
     assert "gpt-4-1106-preview" in result["baselines"] and "oracle" in result["baselines"]
     assert {"cheapest_reaching_reference", "best_within_25pct", "auc"} <= set(result["summary"])
     assert (tmp_path / "curve.png").stat().st_size > 0
+    eager = run_cli(  # a knob that escalates on any doubt
+        "route", "cascade", "train", "--train", str(tmp_path / "train.jsonl"),
+        "--models", str(TINY_MODELS), "--out", str(tmp_path / "eager.json"),
+        "--chain", "mistralai/mixtral-8x7b-chat;zero-one-ai/Yi-34B-Chat;gpt-4-1106-preview",
+        "--value-usd", "100",
+    )  # fmt: skip
+    assert eager.returncode == 0, eager.stderr
+    evaluate = ["route", "cascade", "eval", "--cascade", str(tmp_path / "eager.json")]
+    evaluate += ["--test", str(tmp_path / "test.jsonl"), "--models", str(TINY_MODELS), "--json"]
+    static, paced = (run_cli(*evaluate, *extra) for extra in ([], ["--budget-usd", "1e-6"]))
+    assert static.returncode == 0 and paced.returncode == 0, static.stderr + paced.stderr
+    static_result, paced_result = json.loads(static.stdout), json.loads(paced.stdout)
+    assert paced_result["budget_usd"] == 1e-6 and static_result["budget_usd"] is None
+    # Far under any stage's price: the pacer stops escalating, the static knob does not.
+    strong = "gpt-4-1106-preview"
+    assert static_result["call_share"][strong] > 0.3
+    assert paced_result["call_share"].get(strong, 0.0) < 0.1
+    assert paced_result["cost"] < static_result["cost"]
+    zero = run_cli(
+        "route", "cascade", "eval", "--cascade", str(tmp_path / "c.json"),
+        "--test", str(tmp_path / "test.jsonl"), "--models", str(TINY_MODELS), "--budget-usd", "0",
+    )  # fmt: skip
+    assert zero.returncode == 2 and "--budget-usd" in zero.stderr
     bad = run_cli(
         "route", "cascade", "train", "--train", str(tmp_path / "train.jsonl"),
         "--models", str(TINY_MODELS), "--out", str(tmp_path / "x.json"), "--option", "final=maybe",

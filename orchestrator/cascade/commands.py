@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from signoria.errors import UsageError
+from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.orchestrator.cascade.search import Target, choose_many
 from signoria.registry import validation_problem
@@ -115,12 +116,14 @@ def train_for_targets(
 
 
 def evaluate_cascade(
-    cascade: AnswerCascade, test: RoutingTable, with_sweep: bool
+    cascade: AnswerCascade, test: RoutingTable, with_sweep: bool, budget_usd: float | None = None
 ) -> dict[str, Any]:
     """The cascade at its trained knob (and, with `with_sweep`, its whole curve) beside
-    every single model, the cheapest and the oracle, on `test`."""
+    every single model, the cheapest and the oracle, on `test`. With `budget_usd`, the
+    rows are queries arriving in file order and a pacer holds that mean spend."""
     models = test.models
-    outcome = cascade.outcome(test)
+    pacer = None if budget_usd is None else Pacer(budget_usd, cascade.settings.value_usd)
+    outcome = cascade.outcome(test, pacer=pacer)
     singles = {m: p.as_json() for m, p in single_model_points(test).items()}
     oracle = PolicyOutcome.one_call(test, oracle_choice(test, test.scores))
     reference = single_point(test, best_single(test))
@@ -129,6 +132,7 @@ def evaluate_cascade(
         "n": len(test),
         "chain": [list(stage) for stage in cascade.settings.chain],
         "value_usd": cascade.settings.value_usd,
+        "budget_usd": budget_usd,
         **CurvePoint.of(cascade.settings.value_usd, outcome, models).as_json(),
         "baselines": {**singles, "oracle": CurvePoint.of(0.0, oracle, models).as_json()},
         "best_single": models[best_single(test)],
@@ -175,11 +179,19 @@ def train_command(
 
 
 def eval_command(
-    *, cascade: Path, test: Path, models: Path, with_sweep: bool, plot: Path | None
+    *,
+    cascade: Path,
+    test: Path,
+    models: Path,
+    with_sweep: bool,
+    plot: Path | None,
+    budget_usd: float | None = None,
 ) -> dict[str, Any]:
+    if budget_usd is not None and budget_usd <= 0:
+        raise UsageError(f"--budget-usd: must be above 0, got {budget_usd}")
     policy = AnswerCascade.load(cascade)
     table = load_table(test, load_models(models))
-    result = evaluate_cascade(policy, table, with_sweep or plot is not None)
+    result = evaluate_cascade(policy, table, with_sweep or plot is not None, budget_usd)
     if plot is not None:
         from signoria.routers.sweep import plot_curves
 
