@@ -405,6 +405,8 @@ def test_a_pacer_moves_the_knob_against_the_spend() -> None:
     assert pacer.value_usd == pytest.approx(np.exp(-0.4))
     pacer.spent(0.0)  # nothing spent: it rises again
     assert pacer.value_usd == pytest.approx(np.exp(-0.3))
+    pacer.spent(1e6)  # one outlier bill moves it by at most e^5
+    assert pacer.value_usd == pytest.approx(np.exp(-5.3))
     for bad in ({"budget_usd": 0.0}, {"rate": 0.0}):
         with pytest.raises(ValueError, match="positive"):
             Pacer(**{"budget_usd": 0.01, "value_usd": 1.0, **bad})  # type: ignore[arg-type]
