@@ -131,3 +131,5 @@ def test_a_cascades_steps_show_its_decision_per_stage(tmp_path: Path) -> None:
     assert '<table id="steps">' in html and '<table id="turns">' not in html
     assert "go on to stage 1" in html and "accept" in html
     assert "0.40" in html and "+0.35" in html and "$0.002000" in html
+    # The knob each decision was made at (a pacer moves it), stored and shown.
+    assert view.steps[0].value_usd == 0.0375 and "$0.037500" in html

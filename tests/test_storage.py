@@ -80,7 +80,7 @@ def cascaded_result() -> AskResult:
     storage keeps the steps whatever policy decided them)."""
     steps = (
         CascadeStep(stage=0, models=("cheap",), score=0.4, gain=0.35, extra_cost=0.002,
-                    accept=False, answer="A", next_stage=1),
+                    accept=False, answer="A", next_stage=1, value_usd=0.0375),
         CascadeStep(stage=1, models=("strong",), score=1.0, gain=0.0, extra_cost=None,
                     accept=True, answer="B"),
     )  # fmt: skip
