@@ -201,7 +201,11 @@ def test_cli_trains_and_sweeps_on_recorded_routerbench_rows(tmp_path: Path) -> N
         "--json",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    assert json.loads(trained.stdout)["settings"]["value_usd"] is not None
+    report = json.loads(trained.stdout)
+    assert report["settings"]["value_usd"] is not None
+    # The default target (half the best single model's cost) as the spend a pacer should hold.
+    strong_cost = train.costs[:, train.models.index("gpt-4-1106-preview")].mean()
+    assert report["budget_usd"] == pytest.approx(0.5 * strong_cost)
     evaluated = run_cli(
         "route", "cascade", "eval", "--cascade", str(tmp_path / "c.json"),
         "--test", str(tmp_path / "test.jsonl"), "--models", str(TINY_MODELS),

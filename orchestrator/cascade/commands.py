@@ -4,6 +4,7 @@ whole cost-quality curve, on held-out rows beside every single model."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,18 @@ def train_for_targets(
     """`train_cascade` for several targets from one search (one sweep per candidate)."""
     if chain is not None and value_usd is not None:
         settings = settings_from({**options, "chain": parse_chain(chain), "value_usd": value_usd})
-        report = {"rows": len(table), "settings": settings.model_dump(mode="json")}
-        return [(AnswerCascade.fit(table, settings, embedder), report) for _ in targets]
+        cascade = AnswerCascade.fit(table, settings, embedder)
+        return [
+            (
+                cascade,
+                {
+                    "rows": len(table),
+                    "settings": settings.model_dump(mode="json"),
+                    "budget_usd": budget_for(table, target),
+                },
+            )
+            for target in targets
+        ]
     # Salted: a table carved out of a larger one by `split(seed=s)` would otherwise
     # hash every row to the same side again and leave no validation rows.
     fit_rows, val_rows = table.split(validation, seed=VALIDATION_SALT + seed)
@@ -98,7 +109,7 @@ def train_for_targets(
     chains = [base.chain] if chain else None
     choices = choose_many(fit_rows, val_rows, targets, chains, base, embedder)
     fitted = []
-    for choice in choices:
+    for choice, target in zip(choices, targets, strict=True):
         value = choice.validation.param if value_usd is None else value_usd
         settings = settings_from({**options, "chain": choice.chain, "value_usd": value})
         report = {
@@ -110,9 +121,21 @@ def train_for_targets(
                 "best_single": choice.reference.as_json(),
             },
             "settings": settings.model_dump(mode="json"),
+            "budget_usd": budget_for(table, target),
         }
         fitted.append((AnswerCascade.fit(table, settings, embedder), report))
     return fitted
+
+
+def budget_for(table: RoutingTable, target: Target) -> float | None:
+    """The mean spend per query a cost target means on `table` (its share of the best
+    single model's mean cost): what the live aggregator's `budget_usd` should hold, since
+    the trained knob alone does not hold a spend on new traffic. None for a quality
+    target, or when that model's cost is unknown."""
+    if target.cost_ratio is None:
+        return None
+    cost = float(table.costs[:, best_single(table)].mean())
+    return None if math.isnan(cost) else target.cost_ratio * cost
 
 
 def evaluate_cascade(
