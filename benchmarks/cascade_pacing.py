@@ -24,12 +24,12 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.cascade_quality import CACHE, DATA, EMBEDDER, interval
-from signoria.orchestrator.cascade.commands import train_for_targets
+from benchmarks.cascade_quality import CACHE, DATA, EMBEDDER, arriving, interval
+from signoria.orchestrator.cascade.commands import budget_for, train_for_targets
 from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade
 from signoria.orchestrator.cascade.search import Target
-from signoria.routers.data import RoutingTable, load_models, load_table, split_point
+from signoria.routers.data import RoutingTable, load_models, load_table
 from signoria.routers.policy import PolicyOutcome, best_single
 
 TARGETS = {"within_25pct_cost": 0.25, "within_50pct_cost": 0.5}
@@ -47,8 +47,9 @@ def run_target(
     cascade: AnswerCascade, inner: RoutingTable, held: RoutingTable, share: float, rate: float
 ) -> dict[str, Any]:
     strong = best_single(inner)
-    budget = share * float(inner.costs[:, strong].mean())
-    mixed = held.subset(sorted(range(len(held)), key=lambda i: split_point(held.rows[i].id, 77)))
+    budget = budget_for(inner, Target(cost_ratio=share))
+    assert budget is not None  # a cost target on a priced table
+    mixed = arriving(held)
     out: dict[str, Any] = {"budget_usd": budget, "value_usd": cascade.settings.value_usd}
     out["static"] = figures(cascade.outcome(held), held, strong)
     for name, rows in (("paced_mixed", mixed), ("paced_blocks", held)):

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import stats
 
 from signoria.orchestrator.answers import extract_letter
-from signoria.orchestrator.cascade.commands import train_for_targets
+from signoria.orchestrator.cascade.commands import budget_for, train_for_targets
 from signoria.orchestrator.cascade.pacing import Pacer
 from signoria.orchestrator.cascade.policy import AnswerCascade, CascadeSettings
 from signoria.orchestrator.cascade.search import Target
@@ -193,7 +193,8 @@ def one_seed(
             )
             share = TARGETS[name].cost_ratio
             if share is not None:  # the same cascade holding the budget with a pacer
-                budget = share * float(train.costs[:, train.models.index(strong)].mean())
+                budget = budget_for(train, TARGETS[name])
+                assert budget is not None  # a cost target on a priced table
                 pacer = Pacer(budget, cascade.settings.value_usd)
                 paced = cascade.outcome(arriving(test), pacer=pacer)
                 entry["test_paced"] = point(paced.score, paced.cost, ref_cost, ref_quality)

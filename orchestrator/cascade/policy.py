@@ -205,7 +205,7 @@ class AnswerCascade:
         last = len(self.settings.chain) - 1
         if stage >= last:
             return True, last, 0.0, None
-        costs = self.stage_cost.get(kind) or self.stage_cost["all"]
+        costs = self._stage_costs(kind)
         now = probabilities[0]
         value = self.settings.value_usd if value_usd is None else value_usd
         options = []
@@ -244,7 +244,8 @@ class AnswerCascade:
         probabilities = [
             float(self.scorers[(stage, j)].probability(x)[0]) for j in range(stage, last + 1)
         ]
-        accept, target, gain, extra = self.decide(stage, probabilities, kind, value_usd)
+        value = self.settings.value_usd if value_usd is None else value_usd
+        accept, target, gain, extra = self.decide(stage, probabilities, kind, value)
         return CascadeStep(
             stage=stage,
             models=self.settings.chain[stage],
@@ -254,7 +255,7 @@ class AnswerCascade:
             accept=accept,
             next_stage=None if accept else target,
             answer=answers[self.answer_index(answers, vote, stage)].value,
-            value_usd=self.settings.value_usd if value_usd is None else value_usd,
+            value_usd=value,
         )
 
     # -- offline ----------------------------------------------------------------------------
@@ -300,8 +301,13 @@ class AnswerCascade:
 
     def expected_spend(self, kind: AnswerKind, stages: Sequence[int]) -> float:
         """Mean training cost of the given stages for this kind of answer."""
-        costs = self.stage_cost.get(kind) or self.stage_cost["all"]
+        costs = self._stage_costs(kind)
         return float(sum(costs[k] for k in stages))
+
+    def _stage_costs(self, kind: AnswerKind) -> list[float]:
+        """Each stage's mean training cost for this kind of answer (all kinds' when the
+        training rows had none of it)."""
+        return self.stage_cost.get(kind) or self.stage_cost["all"]
 
     def outcome(
         self, table: RoutingTable, prepared: Prepared | None = None, pacer: Pacer | None = None
