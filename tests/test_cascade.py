@@ -461,3 +461,25 @@ def test_a_bad_budget_is_a_config_error_at_its_key(replay_config: Path, tmp_path
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"pipelines\.cascade\.aggregator\.budget_usd"):
         load_config(tmp_path / "config.yaml")
+
+
+async def test_live_pacing_counts_a_failed_escalation_and_keeps_an_answer(
+    cascade_file: Path,
+) -> None:
+    experts = pool(  # unpriced, as in the test above
+        scripted(CHEAP, price=None, answer="A"),
+        scripted(SECOND, price=None, answer="B"),
+        scripted(STRONG, price=None, behaviour="error", retryable=False),
+    )
+    paced = pipeline(
+        [CHEAP, SECOND], build("cascade", file=str(cascade_file), budget_usd=0.004, pace_rate=0.5)
+    )
+    first = await paced.run(MCQ, experts)
+    assert first.answer == "A"  # the strong stage failed: the first answer that exists
+    assert first.aggregation is not None
+    assert [s.accept for s in first.aggregation.steps] == [False, True]
+    # The prices are unknown: the stages' training means were counted for the request,
+    # the failed stage included, so the knob fell and the next doubt is accepted.
+    second = await paced.run(MCQ, experts)
+    assert second.aggregation is not None and [s.accept for s in second.aggregation.steps] == [True]
+    assert [c.expert for c in second.calls] == [CHEAP, SECOND]
